@@ -16,6 +16,7 @@
     )
 )]
 
+pub(crate) mod crypto;
 pub mod decryptors;
 pub mod envelope;
 pub mod error;
@@ -26,6 +27,9 @@ pub mod secret;
 pub mod timestamp;
 pub mod xml;
 
+pub use crypto::{
+    ContentAlgorithm, Digest, KeyWrapAlgorithm, RsaPadding, RsaPrivateKey, RsaPublicKey,
+};
 pub use decryptors::Decryptors;
 pub use error::{Error, ErrorKind, Result};
 pub use key_file::{Key, Revocation, Ring, RingElement};
