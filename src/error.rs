@@ -32,6 +32,8 @@ pub enum ErrorKind {
     UnsupportedAlgorithm,
     /// No decryptor is registered for a `decryptorType`.
     UnknownDecryptor,
+    /// A key's descriptor `deserializerType` is not one of ASP.NET's descriptor deserializers.
+    UnknownDeserializer,
     /// The key is protected with Windows DPAPI or DPAPI-NG, which only Windows can decrypt.
     WindowsOnly,
     /// None of the available keys matches what the protected data asks for (thumbprints, kid, key
@@ -67,6 +69,7 @@ impl ErrorKind {
             ErrorKind::Format => "format",
             ErrorKind::UnsupportedAlgorithm => "unsupported-algorithm",
             ErrorKind::UnknownDecryptor => "unknown-decryptor",
+            ErrorKind::UnknownDeserializer => "unknown-deserializer",
             ErrorKind::WindowsOnly => "windows-only",
             ErrorKind::NoMatchingKey => "no-matching-key",
             ErrorKind::Decrypt => "decrypt",
@@ -87,6 +90,7 @@ impl ErrorKind {
         ErrorKind::Format,
         ErrorKind::UnsupportedAlgorithm,
         ErrorKind::UnknownDecryptor,
+        ErrorKind::UnknownDeserializer,
         ErrorKind::WindowsOnly,
         ErrorKind::NoMatchingKey,
         ErrorKind::Decrypt,
@@ -170,6 +174,7 @@ impl Error {
         Error::new(ErrorKind::Format, message)
     }
 
+    #[allow(dead_code)] // for the protectors being merged
     pub(crate) fn unsupported(message: impl Into<Cow<'static, str>>) -> Error {
         Error::new(ErrorKind::UnsupportedAlgorithm, message)
     }
@@ -178,6 +183,7 @@ impl Error {
         Error::new(ErrorKind::Certificate, message)
     }
 
+    #[allow(dead_code)] // for the protectors being merged
     pub(crate) fn config(message: impl Into<Cow<'static, str>>) -> Error {
         Error::new(ErrorKind::Config, message)
     }

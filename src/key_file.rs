@@ -161,8 +161,22 @@ impl Key {
         envelope::decrypt_element(self.descriptor()?, decryptors).await
     }
 
-    /// Decrypts the master key.
+    /// Decrypts the master key. Fails with [`ErrorKind::UnknownDeserializer`] for a descriptor
+    /// type ASP.NET does not define, since dpwrap cannot know where such a descriptor keeps it.
     pub async fn master_key(&self, decryptors: &Decryptors) -> Result<MasterKey> {
+        if !is_known_deserializer(&self.deserializer_type) {
+            return Err(Error::new(
+                ErrorKind::UnknownDeserializer,
+                format!(
+                    "the key's descriptor deserializer '{}' is not one of ASP.NET's; dpwrap reads the authenticated-encryptor, CNG and managed descriptors",
+                    self.deserializer_type
+                        .as_str()
+                        .chars()
+                        .take(200)
+                        .collect::<String>()
+                ),
+            ));
+        }
         let descriptor = self.decrypt_descriptor(decryptors).await?;
         master_key_of(descriptor.expose())
     }
@@ -189,6 +203,71 @@ impl Drop for Key {
             zeroize::Zeroize::zeroize(&mut self.element);
         }
     }
+}
+
+/// The `deserializerType` of the default descriptor, as ASP.NET Core 8 writes it.
+pub const AUTHENTICATED_ENCRYPTOR_DESERIALIZER: &str = "Microsoft.AspNetCore.DataProtection.AuthenticatedEncryption.ConfigurationModel.AuthenticatedEncryptorDescriptorDeserializer, Microsoft.AspNetCore.DataProtection, Version=8.0.0.0, Culture=neutral, PublicKeyToken=adb9793829ddae60";
+
+/// The descriptor deserializers whose descriptors dpwrap reads (each holds a `masterKey`).
+const KNOWN_DESERIALIZERS: &[&str] = &[
+    "Microsoft.AspNetCore.DataProtection.AuthenticatedEncryption.ConfigurationModel.AuthenticatedEncryptorDescriptorDeserializer",
+    "Microsoft.AspNetCore.DataProtection.AuthenticatedEncryption.ConfigurationModel.CngCbcAuthenticatedEncryptorDescriptorDeserializer",
+    "Microsoft.AspNetCore.DataProtection.AuthenticatedEncryption.ConfigurationModel.CngGcmAuthenticatedEncryptorDescriptorDeserializer",
+    "Microsoft.AspNetCore.DataProtection.AuthenticatedEncryption.ConfigurationModel.ManagedAuthenticatedEncryptorDescriptorDeserializer",
+];
+
+/// Whether `deserializer_type` is one of ASP.NET's descriptor deserializers.
+pub fn is_known_deserializer(deserializer_type: &DecryptorType) -> bool {
+    KNOWN_DESERIALIZERS.contains(&deserializer_type.type_name())
+        && deserializer_type
+            .assembly()
+            .is_none_or(|a| a == "Microsoft.AspNetCore.DataProtection")
+}
+
+/// A new `<key>` element exactly as ASP.NET Core's `XmlKeyManager` creates it, before protection:
+/// the default descriptor (AES_256_CBC + HMACSHA256) with `master_key` marked
+/// `requiresEncryption`. Write it with [`xml::WriteOptions::KEY_FILE`] after
+/// [`envelope::encrypt_if_necessary`].
+pub fn new_key_element(
+    id: Uuid,
+    creation: &Timestamp,
+    activation: &Timestamp,
+    expiration: &Timestamp,
+    master_key: &MasterKey,
+) -> SecretElement {
+    use crate::xml::Name;
+    let text = |name: &str, value: &str| Element::new(Name::local(name)).with_text(value);
+    let master = Element::new(Name::local("masterKey"))
+        .with_attribute(Name::prefixed("p4", NS_DP, "requiresEncryption"), "true")
+        .with_namespace(Some("p4"), NS_DP)
+        .with_comment(" Warning: the key below is in an unencrypted form. ")
+        .with_child(text("value", &master_key.to_base64()));
+    let descriptor = Element::new(Name::local("descriptor"))
+        .with_child(
+            Element::new(Name::local("encryption"))
+                .with_attribute(Name::local("algorithm"), "AES_256_CBC"),
+        )
+        .with_child(
+            Element::new(Name::local("validation"))
+                .with_attribute(Name::local("algorithm"), "HMACSHA256"),
+        )
+        .with_child(master);
+    SecretElement::new(
+        Element::new(Name::local("key"))
+            .with_attribute(Name::local("id"), id.to_string())
+            .with_attribute(Name::local("version"), "1")
+            .with_child(text("creationDate", creation.as_str()))
+            .with_child(text("activationDate", activation.as_str()))
+            .with_child(text("expirationDate", expiration.as_str()))
+            .with_child(
+                Element::new(Name::local("descriptor"))
+                    .with_attribute(
+                        Name::local("deserializerType"),
+                        AUTHENTICATED_ENCRYPTOR_DESERIALIZER,
+                    )
+                    .with_child(descriptor),
+            ),
+    )
 }
 
 /// The master key inside a decrypted descriptor: the only `masterKey` element, whose `value`
@@ -398,7 +477,7 @@ impl Revocation {
 #[derive(Debug)]
 pub enum RingElement {
     /// A `<key>`.
-    Key(Key),
+    Key(Box<Key>),
     /// A `<revocation>`.
     Revocation(Revocation),
 }
@@ -407,7 +486,7 @@ impl RingElement {
     /// Parses a top-level ring element.
     pub fn from_element(element: Element) -> Result<RingElement> {
         if element.is(None, "key") {
-            Key::from_element(element).map(RingElement::Key)
+            Key::from_element(element).map(|k| RingElement::Key(Box::new(k)))
         } else if element.is(None, "revocation") {
             Revocation::from_element(&element).map(RingElement::Revocation)
         } else {
@@ -419,12 +498,82 @@ impl RingElement {
     }
 }
 
+/// A protected secret found on its own rather than inside a key file: an `encryptedSecret`, the
+/// element inside one (`EncryptedData`, an Azure or DPAPI `encryptedKey`, `unencryptedKey`), or a
+/// bare `masterKey`. Recognised so that tools can say what it is instead of failing to parse it.
+#[derive(Clone, Debug)]
+pub struct Fragment {
+    /// The root element's local name.
+    pub root: String,
+    /// How its secret is protected.
+    pub protection: Protection,
+    /// The decryptor type, when the fragment is a whole `encryptedSecret`.
+    pub decryptor_type: Option<DecryptorType>,
+}
+
+impl Fragment {
+    /// Recognises `element` as a protected fragment, or `None`.
+    pub fn recognise(element: &Element) -> Option<Fragment> {
+        let root = element.name().local_name().to_owned();
+        let (protection, decryptor_type) = if element.is(Some(NS_DP), "encryptedSecret") {
+            let (t, _) = open_encrypted_secret(element).ok()?;
+            (t.protection(), Some(t))
+        } else if element.is(Some(xml::NS_XENC), "EncryptedData") {
+            (Protection::Certificate, None)
+        } else if element.is(None, "unencryptedKey") {
+            (Protection::Null, None)
+        } else if element.is(None, "masterKey") {
+            (Protection::None, None)
+        } else if element.is(None, "encryptedKey") {
+            (encrypted_key_protection(element), None)
+        } else {
+            return None;
+        };
+        Some(Fragment {
+            root,
+            protection,
+            decryptor_type,
+        })
+    }
+}
+
+/// Tells the `<encryptedKey>` elements apart: Azure Key Vault's has a `kid`; DPAPI and DPAPI-NG
+/// ones hold only a `value` and say which they are in a comment.
+fn encrypted_key_protection(element: &Element) -> Protection {
+    if element.element(None, "kid").is_some() {
+        return Protection::AzureKeyVault;
+    }
+    let comments: String = element
+        .children()
+        .iter()
+        .filter_map(|n| match n {
+            xml::Node::Comment(c) => Some(c.as_str()),
+            _ => None,
+        })
+        .collect();
+    if comments.contains("DPAPI-NG")
+        || comments.contains("Rule:")
+        || comments.contains("protection descriptor")
+    {
+        Protection::DpapiNg
+    } else if comments.contains("DPAPI") {
+        Protection::Dpapi
+    } else {
+        Protection::Unknown
+    }
+}
+
+/// Reads and parses one file into an element tree (bounded), without interpreting it.
+pub fn read_element(path: &Path) -> Result<Element> {
+    let bytes = read_bounded(path, Limits::default().max_input_bytes)?;
+    xml::parse(&bytes)
+}
+
 /// Reads and parses one file (`key-*.xml`, `revocation-*.xml`). A key whose id disagrees with a
 /// `key-{guid}.xml` file name is refused: .NET always names key files after their id, so a
 /// mismatch means a copied or planted file.
 pub fn read_file(path: &Path) -> Result<RingElement> {
-    let bytes = read_bounded(path, Limits::default().max_input_bytes)?;
-    let element = xml::parse(&bytes)?;
+    let element = read_element(path)?;
     let parsed = RingElement::from_element(element)?;
     if let RingElement::Key(key) = &parsed {
         check_file_name(path, key.id())?;
@@ -438,14 +587,13 @@ pub fn check_file_name(path: &Path, id: Uuid) -> Result<()> {
     let stem = name
         .strip_suffix(".xml")
         .and_then(|s| s.strip_prefix("key-"));
-    if let Some(stem) = stem {
-        if let Ok(file_id) = Uuid::parse_str(stem) {
-            if file_id != id {
-                return Err(Error::format(format!(
-                    "the key id {id} does not match its file name {name}; the file was copied or planted: check where it came from"
-                )));
-            }
-        }
+    if let Some(stem) = stem
+        && let Ok(file_id) = Uuid::parse_str(stem)
+        && file_id != id
+    {
+        return Err(Error::format(format!(
+            "the key id {id} does not match its file name {name}; the file was copied or planted: check where it came from"
+        )));
     }
     Ok(())
 }
@@ -527,7 +675,7 @@ impl Ring {
         let mut ring = Ring::default();
         for l in loaded {
             match l.element {
-                Ok(RingElement::Key(k)) => ring.keys.push((l.source, k)),
+                Ok(RingElement::Key(k)) => ring.keys.push((l.source, *k)),
                 Ok(RingElement::Revocation(r)) => ring.revocations.push((l.source, r)),
                 Err(e) => return Err(e.context(l.source)),
             }

@@ -370,9 +370,9 @@ impl Element {
 
     /// All descendant elements (not this one), in document order. Iterative: safe on deep trees.
     pub fn descendants(&self) -> Descendants<'_> {
-        let mut stack: Vec<std::slice::Iter<'_, Node>> = Vec::new();
-        stack.push(self.children.iter());
-        Descendants { stack }
+        Descendants {
+            stack: vec![self.children.iter()],
+        }
     }
 
     /// The first descendant element named `local` in `namespace`.
@@ -449,8 +449,7 @@ impl Element {
         if *last >= parent.children.len() {
             return None;
         }
-        let old = parent.children.splice(*last..=*last, nodes).next();
-        old
+        parent.children.splice(*last..=*last, nodes).next()
     }
 
     /// The namespaces in scope at the element at `path` (declarations of the ancestors and of the
@@ -718,7 +717,7 @@ fn utf8(bytes: &[u8]) -> Result<&str> {
 }
 
 fn decode_utf16(bytes: &[u8], little_endian: bool) -> Result<String> {
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return Err(Error::xml(
             "the UTF-16 document has an odd number of bytes; it is truncated",
         ));
@@ -841,10 +840,8 @@ fn convert(
                             &format!("a text node has {} bytes", t.len()),
                         ));
                     }
-                    if !t.trim().is_empty() {
-                        if let Some((el, _)) = stack.last_mut() {
-                            el.children.push(Node::Text(t.to_owned()));
-                        }
+                    if let (false, Some((el, _))) = (t.trim().is_empty(), stack.last_mut()) {
+                        el.children.push(Node::Text(t.to_owned()));
                     }
                 }
                 roxmltree::NodeType::Comment => {
@@ -1115,10 +1112,11 @@ impl Writer<'_> {
             .rev()
             .chain(self.scopes.iter().rev().flat_map(|s| s.iter().rev()));
         for (p, u) in candidates {
-            if let Some(p) = p {
-                if u == uri && self.lookup(own, Some(p)).as_deref() == Some(uri) {
-                    return Some(p.clone());
-                }
+            if let Some(p) = p
+                && u == uri
+                && self.lookup(own, Some(p)).as_deref() == Some(uri)
+            {
+                return Some(p.clone());
             }
         }
         None

@@ -22,5 +22,9 @@ pub fn fixture(rel: &str) -> PathBuf {
 
 /// Runs a future to completion on a fresh single-threaded tokio runtime.
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
 }
