@@ -20,6 +20,8 @@ pub(crate) mod crypto;
 pub mod decryptors;
 pub mod envelope;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod key_file;
 pub mod null;
 pub mod protector;

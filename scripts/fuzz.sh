@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs every cargo-fuzz target for a bounded time with a seed corpus made from the test vectors.
+# Usage: scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]   (default 120 s, all targets)
+# Needs cargo-fuzz and a nightly toolchain (`cargo +nightly`); CI does not fuzz, it replays the
+# committed corpora (fuzz/seeds, fuzz/regressions) through tests/fuzz_corpus.rs.
+# Crashes land in fuzz/artifacts/<target>/: copy each into fuzz/regressions/<target>/ with a test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-120}
+shift || true
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+  mapfile -t targets < <(cd fuzz && cargo +nightly fuzz list)
+fi
+shared=../shared/vectors
+
+seed() { # seed TARGET FILES...: copy files into the target's working corpus
+  local t=$1; shift
+  mkdir -p "fuzz/corpus/$t"
+  for f in "$@"; do [ -f "$f" ] && cp "$f" "fuzz/corpus/$t/$(basename "$f")"; done
+  if [ -d "fuzz/seeds/$t" ]; then cp fuzz/seeds/"$t"/* "fuzz/corpus/$t/" 2>/dev/null || true; fi
+  if [ -d "fuzz/regressions/$t" ]; then cp fuzz/regressions/"$t"/* "fuzz/corpus/$t/" 2>/dev/null || true; fi
+}
+
+for t in "${targets[@]}"; do
+  case "$t" in
+    xml_parse|key_file|xmlenc_model|decrypt_fixed_key)
+      seed "$t" $shared/aspnet/*/*.xml $shared/xmlenc/*/*.xml fixtures/malformed/*.xml ;;
+    azure_encrypted_key)
+      seed "$t" $shared/aspnet/azure-sdk-akv-mock/*.xml ;;
+    certificate_load)
+      seed "$t" $shared/aspnet/*/*.pem $shared/aspnet/*/*.pfx $shared/xmlenc/*/*.p12 $shared/xmlenc/*/*.der \
+        $shared/xmlenc/*/*.pem $shared/xmlenc/*/*.p8-pem fixtures/certs/* ;;
+    *) seed "$t" ;;
+  esac
+  echo "== fuzzing $t for ${secs}s"
+  (cd fuzz && cargo +nightly fuzz run "$t" "corpus/$t" -- -max_total_time="$secs" -print_final_stats=1 2>&1) \
+    | grep -E "stat::number_of_executed_units|Done|ERROR|panicked|SUMMARY" || true
+done
