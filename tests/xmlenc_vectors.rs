@@ -83,10 +83,10 @@ fn certificates_in(folder: &str) -> Vec<Vec<u8>> {
             if body.is_empty() {
                 continue;
             }
-            if let Ok(der) = base64::engine::general_purpose::STANDARD.decode(body) {
-                if !out.contains(&der) {
-                    out.push(der);
-                }
+            if let Ok(der) = base64::engine::general_purpose::STANDARD.decode(body)
+                && !out.contains(&der)
+            {
+                out.push(der);
             }
         }
     }

@@ -109,7 +109,8 @@ pub fn decrypt_document(document: &mut Element, resolver: &dyn KeyResolver) -> R
                 ),
             ));
         }
-        let mut replacements: Vec<(Vec<usize>, Vec<Node>)> = Vec::with_capacity(paths.len());
+        // Wiped if a later EncryptedData of the pass fails and they are never used.
+        let mut replacements = Replacements(Vec::with_capacity(paths.len()));
         let root: &Element = document;
         for path in paths {
             let Some(el) = root.at(&path) else {
@@ -131,10 +132,10 @@ pub fn decrypt_document(document: &mut Element, resolver: &dyn KeyResolver) -> R
                 parse_plaintext(&pt, &scope, &data_type, at_root)
             };
             let (nodes, ..) = decrypt_parsed(&ed, root, resolver, &mut accept)?;
-            replacements.push((path, nodes));
+            replacements.0.push((path, nodes));
         }
         // Later elements first: splicing never shifts the paths of earlier ones.
-        for (path, nodes) in replacements.into_iter().rev() {
+        for (path, nodes) in std::mem::take(&mut replacements.0).into_iter().rev() {
             match path.split_last() {
                 None => {
                     if let Some(Node::Element(el)) =
@@ -186,6 +187,17 @@ pub fn decrypt_element_type(
     };
     let (element, ..) = decrypt_parsed(&ed, encrypted_data, resolver, &mut accept)?;
     Ok(SecretElement::new(element))
+}
+
+/// Decrypted nodes waiting to go into the document.
+struct Replacements(Vec<(Vec<usize>, Vec<Node>)>);
+
+impl Drop for Replacements {
+    fn drop(&mut self) {
+        for (_, nodes) in self.0.iter_mut() {
+            wipe(nodes);
+        }
+    }
 }
 
 fn parent_scope(root: &Element, el: &Element) -> Scope {
