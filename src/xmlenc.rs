@@ -55,6 +55,8 @@ pub const MAX_CIPHER_VALUE_BYTES: usize = 4 * 1024 * 1024;
 pub const MAX_WRAPPED_KEY_BYTES: usize = 1024;
 /// Most `EncryptedKey`s tried for one `EncryptedData`, nested and referenced ones included.
 pub const MAX_ENCRYPTED_KEYS: usize = 32;
+/// Most RSA decryptions tried for one `EncryptedData` (RSA keys times `EncryptedKey`s).
+pub const MAX_RSA_ATTEMPTS: usize = 64;
 /// Deepest chain of `EncryptedKey`s (keys wrapped in wrapped keys, `RetrievalMethod` chains).
 pub const MAX_KEY_DEPTH: usize = 4;
 /// Most children of one `KeyInfo`.

@@ -386,6 +386,27 @@ fn every_encrypted_key_is_tried_within_a_budget() {
     let ed = data_with_keys(&theirs_ek.repeat(3), &cek);
     assert_decrypt_error(xmlenc::decrypt_encrypted_data(&ed, &ed, &keys), "theirs");
 
+    // RSA decryptions are bounded too: every RSA key for every EncryptedKey adds up.
+    let rsa = RsaPrivateKey::generate(2048).unwrap();
+    let mut rsa_keys = Keys::new();
+    for _ in 0..3 {
+        rsa_keys.add_rsa(None, rsa.clone_for_test(), None);
+    }
+    rsa_keys.try_all_rsa_keys(true);
+    let rsa_ek = format!(
+        r#"<EncryptedKey xmlns="{XENC}"><EncryptionMethod Algorithm="{}"/><CipherData><CipherValue>AAAA</CipherValue></CipherData></EncryptedKey>"#,
+        xmlenc::algorithms::RSA_1_5
+    );
+    let ed = data_with_keys(&rsa_ek.repeat(20), &cek);
+    assert_decrypt_error(
+        xmlenc::decrypt_encrypted_data(&ed, &ed, &rsa_keys),
+        "60 RSA attempts",
+    );
+    let ed = data_with_keys(&rsa_ek.repeat(30), &cek);
+    let e = xmlenc::decrypt_encrypted_data(&ed, &ed, &rsa_keys).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Limit, "{e}");
+    assert!(e.message().contains("RSA"), "{e}");
+
     // A KeyInfo with more children than allowed is refused outright.
     let ed = data_with_keys(&"<KeyName>mine</KeyName>".repeat(100), &cek);
     let e = xmlenc::decrypt_encrypted_data(&ed, &ed, &keys).unwrap_err();
@@ -548,6 +569,25 @@ fn documents_are_decrypted_in_place_including_nested_encryption() {
     let mut doc = builder.encrypt_element(&original).unwrap();
     assert_eq!(xmlenc::decrypt_document(&mut doc, &keys).unwrap(), 1);
     assert_eq!(doc, original);
+
+    // One EncryptedData that cannot be decrypted: the document is left exactly as it was, the
+    // one that could be decrypted included.
+    let other = EncryptedDataBuilder::new()
+        .recipient(Recipient::symmetric(
+            "someone else",
+            SecretBytes::copy_from(&[1; 32]),
+            KeyWrapAlgorithm::Aes256,
+        ))
+        .encrypt_element(&original)
+        .unwrap();
+    let mut doc = Element::new(Name::local("two"))
+        .with_child(builder.encrypt_element(&original).unwrap())
+        .with_child(other);
+    let before = doc.clone();
+    let e = xmlenc::decrypt_document(&mut doc, &keys).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NoMatchingKey);
+    assert!(e.message().contains("'someone else'"), "{e}");
+    assert_eq!(doc, before);
 }
 
 #[test]

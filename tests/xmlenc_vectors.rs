@@ -405,3 +405,72 @@ fn keys_without_hints_match_only_when_trying_every_rsa_key() {
         read(v["expected_plaintext_file"].as_str().unwrap()).as_slice()
     );
 }
+
+/// A key candidate as the certificate module will provide one: it matches `X509IssuerSerial`,
+/// which the built-in store cannot (it would need a parsed certificate).
+#[derive(Debug)]
+struct ByIssuerSerial {
+    key: RsaPrivateKey,
+    issuer_cn: String,
+    serial: String,
+}
+
+impl xmlenc::RsaKeyCandidate for ByIssuerSerial {
+    fn private_key(&self) -> &RsaPrivateKey {
+        &self.key
+    }
+
+    fn matches(&self, key_info: &xmlenc::KeyInfo) -> bool {
+        key_info.x509_data().any(|x| {
+            x.issuer_serials.iter().any(|is| {
+                is.serial_number == self.serial && is.issuer_name.contains(&self.issuer_cn)
+            })
+        })
+    }
+
+    fn description(&self) -> String {
+        format!("certificate {} serial {}", self.issuer_cn, self.serial)
+    }
+}
+
+#[test]
+fn custom_candidates_match_what_the_store_cannot() {
+    let v = manifest()
+        .into_iter()
+        .find(|v| v["id"].as_str().unwrap().contains("RSA-4096__aes256-gcm"))
+        .unwrap();
+    let doc = parse_vector(v["file"].as_str().unwrap());
+    let ed = first_encrypted_data(&doc);
+    let key = rsa_der("xmlenc/xmlenc11-interop-2012/RSA-4096_SHA256WithRSA.der");
+    let der = certificate_for(&key, &certificates_in("xmlenc/xmlenc11-interop-2012"));
+    let cert = x509_cert::Certificate::from_der(&der).unwrap();
+    let serial = cert
+        .tbs_certificate()
+        .serial_number()
+        .as_bytes()
+        .iter()
+        .fold(0u128, |acc, b| (acc << 8) | u128::from(*b))
+        .to_string();
+    let issuer = cert.tbs_certificate().issuer().to_string();
+    let issuer_cn = issuer
+        .split(',')
+        .find(|p| p.starts_with("CN="))
+        .unwrap()
+        .to_owned();
+    let mut keys = Keys::new();
+    keys.add_candidate(Box::new(ByIssuerSerial {
+        key,
+        issuer_cn,
+        serial,
+    }));
+    let d = xmlenc::decrypt_encrypted_data_with_details(ed, &doc, &keys).unwrap();
+    assert_eq!(
+        d.plaintext.expose(),
+        read(v["expected_plaintext_file"].as_str().unwrap()).as_slice()
+    );
+    assert!(
+        d.key_source.contains("serial 5267385727536888004"),
+        "{}",
+        d.key_source
+    );
+}

@@ -1,5 +1,5 @@
-//! Algorithm URIs of W3C XML Encryption (1.0 and 1.1) and their mapping to the primitives of
-//! [`crate::crypto`].
+//! Algorithm URIs of W3C XML Encryption (1.0 and 1.1) and their mapping to dpwrap's primitives
+//! ([`ContentAlgorithm`], [`KeyWrapAlgorithm`], [`RsaPadding`]).
 //!
 //! Unknown URIs are [`ErrorKind::UnsupportedAlgorithm`](crate::ErrorKind::UnsupportedAlgorithm)
 //! errors that name the URI, so that a user can tell "dpwrap does not do this" from "wrong key".

@@ -25,7 +25,7 @@ use super::reference::{cipher_reference_bytes, find_all, path_of, same_document_
 use super::resolve::{KeyResolver, hex_upper, sha1_thumbprint};
 use super::{
     MAX_CIPHER_VALUE_BYTES, MAX_DOCUMENT_PASSES, MAX_ENCRYPTED_DATA, MAX_ENCRYPTED_KEYS,
-    MAX_KEY_DEPTH, MAX_WRAPPED_KEY_BYTES,
+    MAX_KEY_DEPTH, MAX_RSA_ATTEMPTS, MAX_WRAPPED_KEY_BYTES,
 };
 
 /// Everything a successful decryption produced. The secrets are wiped on drop and never printed.
@@ -91,9 +91,24 @@ pub fn decrypt_encrypted_data_with_details(
 /// replaced. Plaintext that itself holds `EncryptedData` is decrypted too, a few levels deep.
 ///
 /// An `EncryptedData` without such a `Type` holds octets that have no place in a tree: that is a
-/// [`ErrorKind::Format`] error (use [`decrypt_encrypted_data`]). Nothing is replaced unless every
-/// `EncryptedData` of a pass decrypts.
+/// [`ErrorKind::Format`] error (use [`decrypt_encrypted_data`]). On any error the document is left
+/// as it was.
 pub fn decrypt_document(document: &mut Element, resolver: &dyn KeyResolver) -> Result<usize> {
+    let mut work = document.clone();
+    match decrypt_in_place(&mut work, resolver) {
+        Ok(count) => {
+            *document = work;
+            Ok(count)
+        }
+        Err(e) => {
+            // Whatever was already decrypted into the copy goes.
+            work.zeroize();
+            Err(e)
+        }
+    }
+}
+
+fn decrypt_in_place(document: &mut Element, resolver: &dyn KeyResolver) -> Result<usize> {
     let mut count = 0;
     for _ in 0..MAX_DOCUMENT_PASSES {
         let paths = document.paths_where(&mut |e| e.is(Some(NS_XENC), "EncryptedData"));
@@ -320,6 +335,8 @@ struct Walk<'d> {
     resolver: &'d dyn KeyResolver,
     /// `EncryptedKey`s that may still be tried.
     budget: usize,
+    /// RSA decryptions that may still be tried.
+    rsa_budget: usize,
     /// The budget ran out.
     exhausted: bool,
     /// Some key was actually applied (so a failure is a decryption failure).
@@ -339,6 +356,7 @@ impl<'d> Walk<'d> {
             root,
             resolver,
             budget: MAX_ENCRYPTED_KEYS,
+            rsa_budget: MAX_RSA_ATTEMPTS,
             exhausted: false,
             tried: false,
             problems: Vec::new(),
@@ -555,6 +573,11 @@ impl<'d> Walk<'d> {
                     return false;
                 }
                 for c in candidates {
+                    if self.rsa_budget == 0 {
+                        self.exhausted = true;
+                        return false;
+                    }
+                    self.rsa_budget -= 1;
                     self.tried = true;
                     if let Ok(key) = c.private_key().decrypt(&padding, &wrapped) {
                         let source = format!("EncryptedKey ({uri}) ← {}", c.description());
@@ -641,7 +664,7 @@ impl<'d> Walk<'d> {
             return Error::new(
                 ErrorKind::Limit,
                 format!(
-                    "limit EncryptedKey attempts ({MAX_ENCRYPTED_KEYS}) exceeded: the data offers more EncryptedKey elements than dpwrap tries, and none of those tried worked"
+                    "limit key attempts ({MAX_ENCRYPTED_KEYS} EncryptedKey elements, {MAX_RSA_ATTEMPTS} RSA decryptions) exceeded: the data offers more keys than dpwrap tries, and none of those tried worked"
                 ),
             );
         }
