@@ -28,6 +28,7 @@ pub mod protector;
 pub mod secret;
 pub mod timestamp;
 pub mod xml;
+pub mod xmlenc;
 
 pub use crypto::{
     ContentAlgorithm, Digest, KeyWrapAlgorithm, RsaPadding, RsaPrivateKey, RsaPublicKey,
