@@ -141,7 +141,7 @@ impl ContentAlgorithm {
             16
         };
         if ciphertext.is_empty()
-            || ciphertext.len() % block != 0
+            || !ciphertext.len().is_multiple_of(block)
             || iv.len() != block
             || key.len() != self.key_len()
         {
@@ -353,7 +353,7 @@ where
         + aes::cipher::BlockSizeUser<BlockSize = aes::cipher::consts::U16>
         + KeyInit,
 {
-    if wrapped.len() < 24 || wrapped.len() % 8 != 0 {
+    if wrapped.len() < 24 || !wrapped.len().is_multiple_of(8) {
         return Err(Error::decrypt());
     }
     let kw = aes_kw::AesKw::<C>::new_from_slice(kek).map_err(|_| Error::decrypt())?;
@@ -373,7 +373,7 @@ where
         + aes::cipher::BlockSizeUser<BlockSize = aes::cipher::consts::U16>
         + KeyInit,
 {
-    if key.len() < 16 || key.len() % 8 != 0 {
+    if key.len() < 16 || !key.len().is_multiple_of(8) {
         return Err(Error::new(
             ErrorKind::Config,
             "AES key wrap needs a key of a multiple of 8 bytes, at least 16",
@@ -404,7 +404,7 @@ fn cms_key_checksum(key: &[u8]) -> [u8; 8] {
 
 fn tdes_unwrap(kek: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     // RFC 3217 §3.2: at least IV + one block of key + ICV.
-    if wrapped.len() < 24 || wrapped.len() % 8 != 0 {
+    if wrapped.len() < 24 || !wrapped.len().is_multiple_of(8) {
         return Err(Error::decrypt());
     }
     let mut temp = Zeroizing::new(wrapped.to_vec());
@@ -430,7 +430,7 @@ fn tdes_unwrap(kek: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
 }
 
 fn tdes_wrap(kek: &[u8], key: &[u8]) -> Result<Vec<u8>> {
-    if key.is_empty() || key.len() % 8 != 0 {
+    if key.is_empty() || !key.len().is_multiple_of(8) {
         return Err(Error::new(
             ErrorKind::Config,
             "3DES key wrap needs a key of a multiple of 8 bytes",

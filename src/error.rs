@@ -170,6 +170,7 @@ impl Error {
         Error::new(ErrorKind::Format, message)
     }
 
+    #[allow(dead_code)] // for the protectors built on the foundation
     pub(crate) fn unsupported(message: impl Into<Cow<'static, str>>) -> Error {
         Error::new(ErrorKind::UnsupportedAlgorithm, message)
     }

@@ -396,6 +396,7 @@ impl Revocation {
 
 /// One element of a ring: a key or a revocation.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // keys dominate every ring; boxing them buys nothing
 pub enum RingElement {
     /// A `<key>`.
     Key(Key),
@@ -438,14 +439,13 @@ pub fn check_file_name(path: &Path, id: Uuid) -> Result<()> {
     let stem = name
         .strip_suffix(".xml")
         .and_then(|s| s.strip_prefix("key-"));
-    if let Some(stem) = stem {
-        if let Ok(file_id) = Uuid::parse_str(stem) {
-            if file_id != id {
-                return Err(Error::format(format!(
-                    "the key id {id} does not match its file name {name}; the file was copied or planted: check where it came from"
-                )));
-            }
-        }
+    if let Some(stem) = stem
+        && let Ok(file_id) = Uuid::parse_str(stem)
+        && file_id != id
+    {
+        return Err(Error::format(format!(
+            "the key id {id} does not match its file name {name}; the file was copied or planted: check where it came from"
+        )));
     }
     Ok(())
 }
@@ -480,21 +480,11 @@ pub struct Loaded {
 }
 
 /// Reads every `*.xml` file directly in `dir` (no subdirectories), as `FileSystemXmlRepository`
-/// does, in file-name order. Each file's failure is kept beside the others.
+/// does, in file-name order. Each file's failure is kept beside the others. The listing is the
+/// directory store's ([`crate::store::DirectoryStore`]); unlike the store, a missing directory is
+/// an error here.
 pub fn read_directory(dir: &Path) -> Result<Vec<Loaded>> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir.display(), e))?;
-    let mut paths = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(dir.display(), e))?;
-        let path = entry.path();
-        let is_xml = path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("xml"));
-        if is_xml && path.is_file() {
-            paths.push(path);
-        }
-    }
-    paths.sort();
+    let paths = crate::store::directory::list_xml_files(dir)?;
     Ok(paths
         .into_iter()
         .map(|p| {

@@ -24,6 +24,7 @@ pub mod key_file;
 pub mod null;
 pub mod protector;
 pub mod secret;
+pub mod store;
 pub mod timestamp;
 pub mod xml;
 
@@ -36,4 +37,5 @@ pub use key_file::{Key, Revocation, Ring, RingElement};
 pub use null::{NullXmlDecryptor, NullXmlEncryptor};
 pub use protector::{DecryptorType, EncryptedXmlInfo, Protection, XmlDecryptor, XmlEncryptor};
 pub use secret::{MasterKey, Password, SecretBytes, SecretElement};
+pub use store::KeyStore;
 pub use timestamp::Timestamp;

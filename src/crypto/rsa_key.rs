@@ -204,6 +204,7 @@ impl RsaPrivateKey {
     }
 
     /// The underlying `rsa` key (for the certificate builder).
+    #[allow(dead_code)] // for the protectors built on the foundation
     pub(crate) fn inner(&self) -> &rsa::PrivateKey {
         &self.key
     }
@@ -289,6 +290,7 @@ impl RsaPublicKey {
     }
 
     /// The underlying `rsa` key.
+    #[allow(dead_code)] // for the protectors built on the foundation
     pub(crate) fn inner(&self) -> &rsa::PublicKey {
         &self.key
     }
