@@ -21,6 +21,7 @@ pub mod decryptors;
 pub mod envelope;
 pub mod error;
 pub mod key_file;
+pub mod new_key;
 pub mod null;
 pub mod protector;
 pub mod secret;

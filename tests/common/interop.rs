@@ -65,7 +65,11 @@ impl Peer {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
-        Command::new("mono").arg(&self.exe).args(args).output().expect("mono runs")
+        Command::new("mono")
+            .arg(&self.exe)
+            .args(args)
+            .output()
+            .expect("mono runs")
     }
 
     /// Runs the peer and panics with its stderr unless it succeeds; returns stdout.
