@@ -83,7 +83,6 @@ pub struct RedisStore {
     described: String,
     options: RedisOptions,
     tls: bool,
-    connection: tokio::sync::Mutex<Option<MultiplexedConnection>>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -166,7 +165,6 @@ impl RedisStore {
             described,
             options,
             tls,
-            connection: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -175,11 +173,10 @@ impl RedisStore {
         &self.key
     }
 
+    /// A new connection for one operation. Connections are not kept between operations: a
+    /// multiplexed connection lives on the runtime that opened it, and a store may be used from
+    /// several runtimes (or outlive one).
     async fn connection(&self) -> Result<MultiplexedConnection> {
-        let mut guard = self.connection.lock().await;
-        if let Some(c) = guard.as_ref() {
-            return Ok(c.clone());
-        }
         if self.tls {
             // The redis crate takes rustls' process-wide provider; one may already be installed.
             let _ = rustls::crypto::ring::default_provider().install_default();
@@ -193,19 +190,10 @@ impl RedisStore {
             .client
             .get_multiplexed_async_connection_with_config(&config);
         let limit = self.options.connect_timeout + self.options.response_timeout;
-        let c = match tokio::time::timeout(limit, connect).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => return Err(self.error(&e, "connect")),
-            Err(_) => return Err(self.timeout("connect", limit)),
-        };
-        *guard = Some(c.clone());
-        Ok(c)
-    }
-
-    /// Forgets a connection that failed, so that the next call connects again.
-    async fn forget_if_broken(&self, e: &redis::RedisError) {
-        if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() {
-            *self.connection.lock().await = None;
+        match tokio::time::timeout(limit, connect).await {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(e)) => Err(self.error(&e, "connect")),
+            Err(_) => Err(self.timeout("connect", limit)),
         }
     }
 
@@ -288,7 +276,6 @@ impl RedisStore {
                 ),
             );
         }
-        self.forget_if_broken(&e).await;
         self.error(&e, what)
     }
 }
