@@ -33,6 +33,7 @@ pub mod document;
 pub mod location;
 #[cfg(feature = "redis")]
 pub mod redis;
+pub mod rewrap;
 
 pub use directory::DirectoryStore;
 pub use document::DocumentStore;

@@ -510,3 +510,81 @@ mod with_redis {
         assert!(stdout.contains("loaded 1"), "{stdout}");
     }
 }
+
+#[cfg(feature = "redis")]
+mod rewrap_and_key_new {
+    use super::common::redis_server::RedisServer;
+    use super::common::{TempDir, block_on, interop, peer_decrypt_ring, peer_ring, xml_files};
+    use dpwrap::new_key::{DEFAULT_LIFETIME, NewKey};
+    use dpwrap::store::rewrap::{rewrap_in_place, rewrap_to};
+    use dpwrap::store::{Addition, DirectoryStore, KeyStore};
+    use dpwrap::xml::{Element, NS_DP};
+    use dpwrap::{MasterKey, NullXmlEncryptor, envelope};
+
+    /// Protects unprotected keys with the null protector; leaves everything else.
+    async fn protect_unprotected(e: &Element) -> dpwrap::Result<Option<Element>> {
+        if !e.is(None, "key") || e.find(Some(NS_DP), "encryptedSecret").is_some() {
+            return Ok(None);
+        }
+        envelope::encrypt_if_necessary(&NullXmlEncryptor, e).await
+    }
+
+    #[test]
+    fn the_peer_reads_what_rewrap_and_key_new_put_in_redis() {
+        let Some(server) = RedisServer::start(&[]) else {
+            return;
+        };
+        let tmp = TempDir::new();
+        let Some((ring, certs, manifest)) = peer_ring(tmp.path(), 8) else {
+            return;
+        };
+        let Some(peer) = interop::peer() else { return };
+        let before = peer_decrypt_ring(&peer, &ring, Some(&certs));
+
+        // rewrap --out: the directory stays as it is; Redis gets the re-protected ring.
+        let src = DirectoryStore::new(&ring);
+        let snapshot = xml_files(&ring);
+        let redis_store = dpwrap::store::open(&server.url("?key=rw")).unwrap();
+        let report = block_on(rewrap_to(&src, redis_store.as_ref(), protect_unprotected)).unwrap();
+        let unprotected = manifest.iter().filter(|m| m["format"] == "none").count();
+        assert_eq!(report.rewrapped.len(), unprotected);
+        assert_eq!(report.unchanged.len(), 10 - unprotected);
+        assert_eq!(xml_files(&ring), snapshot, "the source is untouched");
+        // Twice: nothing more.
+        let again = block_on(rewrap_to(&src, redis_store.as_ref(), protect_unprotected)).unwrap();
+        assert_eq!(again.skipped, 10);
+
+        // key new, protected, appended to Redis.
+        let master = MasterKey::generate(64).unwrap();
+        let key = NewKey::new(None, DEFAULT_LIFETIME).unwrap();
+        let element = block_on(key.protect(&master, &NullXmlEncryptor)).unwrap();
+        block_on(redis_store.append(&[Addition::named_as_dotnet(element).unwrap()])).unwrap();
+
+        // In place in Redis: nothing left to protect.
+        let in_place =
+            block_on(rewrap_in_place(redis_store.as_ref(), protect_unprotected)).unwrap();
+        assert!(in_place.rewrapped.is_empty());
+
+        // What Redis holds, handed to the peer as a directory: the same keys, plus the new one.
+        let out = DirectoryStore::new(tmp.path().join("from-redis"));
+        block_on(dpwrap::store::copy::copy(redis_store.as_ref(), &out, false)).unwrap();
+        let after = peer_decrypt_ring(&peer, out.path(), Some(&certs));
+        let mut expected = before.clone();
+        expected.push((key.id.to_string(), master.to_base64().to_string(), false));
+        expected.sort();
+        assert_eq!(after, expected);
+        // No key is unprotected any more.
+        for e in block_on(out.load()).unwrap() {
+            if e.element().is(None, "key") {
+                assert!(e.element().find(Some(NS_DP), "encryptedSecret").is_some());
+            }
+        }
+
+        // In place in a directory copy of the peer ring.
+        let dir = DirectoryStore::new(tmp.path().join("in-place"));
+        block_on(dpwrap::store::copy::copy(&src, &dir, false)).unwrap();
+        let r = block_on(rewrap_in_place(&dir, protect_unprotected)).unwrap();
+        assert_eq!(r.rewrapped.len(), unprotected);
+        assert_eq!(peer_decrypt_ring(&peer, dir.path(), Some(&certs)), before);
+    }
+}
