@@ -588,3 +588,202 @@ mod rewrap_and_key_new {
         assert_eq!(peer_decrypt_ring(&peer, dir.path(), Some(&certs)), before);
     }
 }
+
+#[cfg(feature = "redis")]
+mod tls {
+    use std::process::Command;
+
+    use super::common::redis_server::RedisServer;
+    use super::common::{TempDir, block_on, interop};
+    use dpwrap::ErrorKind;
+    use dpwrap::new_key::{DEFAULT_LIFETIME, NewKey};
+    use dpwrap::store::{Addition, KeyStore, RedisOptions, RedisStore};
+    use dpwrap::{MasterKey, xml};
+
+    fn openssl(dir: &std::path::Path, args: &[&str]) {
+        let out = Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A CA and a server certificate for 127.0.0.1, made by openssl.
+    fn certificates(dir: &std::path::Path) {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=dpwrap test CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign",
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "srv.key",
+                "-out",
+                "srv.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        );
+        std::fs::write(
+            dir.join("ext"),
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "srv.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "srv.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "ext",
+            ],
+        );
+    }
+
+    #[test]
+    fn rediss_works_with_a_trusted_ca_and_refuses_an_untrusted_server() {
+        if !interop::have("openssl") {
+            interop::skip("openssl is not installed");
+            return;
+        }
+        let tmp = TempDir::new();
+        certificates(tmp.path());
+        let Some(server) = RedisServer::start_tls(
+            &tmp.path().join("srv.pem"),
+            &tmp.path().join("srv.key"),
+            &tmp.path().join("ca.pem"),
+        ) else {
+            return;
+        };
+        let url = format!("rediss://127.0.0.1:{}?key=tls-ring", server.port);
+        let options = RedisOptions {
+            root_ca_pem: Some(std::fs::read(tmp.path().join("ca.pem")).unwrap()),
+            ..RedisOptions::default()
+        };
+        let store = RedisStore::open(&url, options).unwrap();
+        let master = MasterKey::generate(64).unwrap();
+        let key = NewKey::new(None, DEFAULT_LIFETIME).unwrap();
+        let element = key.to_element(&master).expose().clone();
+        block_on(store.append(&[Addition::named_as_dotnet(element.clone()).unwrap()])).unwrap();
+        let loaded = block_on(store.load()).unwrap();
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].raw(), xml::to_compact_string(&element).as_bytes());
+
+        // Without the CA (system roots only) the server is not trusted: a clear failure, fast.
+        let untrusted = dpwrap::store::open(&url).unwrap();
+        let e = block_on(untrusted.load()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Backend, "{e}");
+        // Plain redis:// against the TLS port fails too, without hanging.
+        let plain = RedisStore::open(
+            &format!("redis://127.0.0.1:{}", server.port),
+            RedisOptions {
+                connect_timeout: std::time::Duration::from_secs(2),
+                response_timeout: std::time::Duration::from_secs(2),
+                ..RedisOptions::default()
+            },
+        )
+        .unwrap();
+        let started = std::time::Instant::now();
+        assert!(block_on(plain.load()).is_err());
+        assert!(started.elapsed() < std::time::Duration::from_secs(6));
+    }
+}
+
+#[cfg(feature = "redis")]
+mod figures {
+    use std::time::Instant;
+
+    use super::common::redis_server::RedisServer;
+    use super::common::{TempDir, block_on, peer_ring};
+    use dpwrap::store::{Addition, DirectoryStore, KeyStore, RedisOptions, RedisStore};
+    use dpwrap::xml::Name;
+
+    /// Loading a 10,000-key ring from Redis (run with `--ignored --release`; prints figures).
+    #[test]
+    #[ignore = "a measurement, not a check: run with --ignored --release"]
+    fn load_a_10000_key_ring_from_redis() {
+        let Some(server) = RedisServer::start(&[]) else {
+            return;
+        };
+        let tmp = TempDir::new();
+        let Some((ring, _, _)) = peer_ring(tmp.path(), 4) else {
+            return;
+        };
+        // The peer's certificate-protected keys, given fresh ids: the sizes of a real ring.
+        let templates: Vec<_> = block_on(DirectoryStore::new(&ring).load())
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.element().is(None, "key"))
+            .map(|e| e.into_element())
+            .collect();
+        let adds: Vec<Addition> = (0..10_000)
+            .map(|i| {
+                let mut e = templates[i % templates.len()].clone();
+                e.set_attribute(Name::local("id"), uuid::Uuid::new_v4().to_string());
+                Addition::named_as_dotnet(e).unwrap()
+            })
+            .collect();
+        let store = RedisStore::open(&server.url("?key=big"), RedisOptions::default()).unwrap();
+        for chunk in adds.chunks(1000) {
+            block_on(store.append(chunk)).unwrap();
+        }
+        let mut best = f64::MAX;
+        for _ in 0..3 {
+            let t = Instant::now();
+            let loaded = block_on(store.load()).unwrap();
+            let elapsed = t.elapsed().as_secs_f64();
+            assert_eq!(loaded.len(), 10_000);
+            best = best.min(elapsed);
+        }
+        let bytes: usize = block_on(store.load())
+            .unwrap()
+            .iter()
+            .map(|e| e.raw().len())
+            .sum();
+        eprintln!(
+            "redis load: 10,000 keys ({:.1} MiB) in {:.0} ms (best of 3), {:.1} µs per key",
+            bytes as f64 / 1048576.0,
+            best * 1000.0,
+            best * 1e6 / 10_000.0
+        );
+    }
+}

@@ -28,6 +28,38 @@ impl RedisServer {
     /// Starts `redis-server --bind 127.0.0.1 --port N --save "" --appendonly no EXTRA…`, or skips
     /// (fails under `DPWRAP_INTEROP=require`) when redis-server is not installed.
     pub fn start(extra: &[&str]) -> Option<RedisServer> {
+        let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+        RedisServer::start_with(|_| extra.clone())
+    }
+
+    /// Starts a redis-server with TLS only: `--port 0 --tls-port N` and the given certificate,
+    /// key and CA files (clients are not asked for certificates).
+    pub fn start_tls(
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        ca: &std::path::Path,
+    ) -> Option<RedisServer> {
+        let (cert, key, ca) = (cert.to_owned(), key.to_owned(), ca.to_owned());
+        RedisServer::start_with(move |port| {
+            vec![
+                "--port".into(),
+                "0".into(),
+                "--tls-port".into(),
+                port.to_string(),
+                "--tls-cert-file".into(),
+                cert.display().to_string(),
+                "--tls-key-file".into(),
+                key.display().to_string(),
+                "--tls-ca-cert-file".into(),
+                ca.display().to_string(),
+                "--tls-auth-clients".into(),
+                "no".into(),
+            ]
+        })
+    }
+
+    /// Starts a redis-server with extra arguments that may depend on the port chosen.
+    pub fn start_with(extra: impl Fn(u16) -> Vec<String>) -> Option<RedisServer> {
         if !interop::have("redis-server") {
             interop::skip("redis-server is not installed (apt-get install redis-server)");
             return None;
@@ -41,7 +73,7 @@ impl RedisServer {
                 .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
                 .arg("--dir")
                 .arg(&dir)
-                .args(extra)
+                .args(extra(port))
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
