@@ -11,8 +11,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use dpwrap::envelope::encrypt_if_necessary;
-use dpwrap::key_file::{Ring, new_key_element};
+use dpwrap::key_file::Ring;
+use dpwrap::new_key::NewKey;
 use dpwrap::xml::{self, WriteOptions};
 use dpwrap::{
     Decryptors, MasterKey, NullXmlDecryptor, NullXmlEncryptor, Result, Timestamp, XmlEncryptor,
@@ -46,34 +46,12 @@ impl KeyRing {
         activation: Timestamp,
         lifetime_days: i64,
     ) -> Result<uuid::Uuid> {
-        let id = uuid::Uuid::new_v4();
-        let creation = Timestamp::now();
-        let expiration = activation
-            .checked_add(time::Duration::days(lifetime_days))
-            .ok_or_else(|| {
-                dpwrap::Error::new(
-                    dpwrap::ErrorKind::Config,
-                    "the expiration date is out of range",
-                )
-            })?;
+        let key = NewKey::new(Some(activation), time::Duration::days(lifetime_days))?;
         let master_key = MasterKey::generate(64)?;
-        let plain = new_key_element(id, &creation, &activation, &expiration, &master_key);
-        // `None` means nothing needed encryption; the default descriptor always has a master key.
-        let protected = match encrypt_if_necessary(self.encryptor.as_ref(), plain.expose()).await? {
-            Some(element) => element,
-            None => {
-                return Err(dpwrap::Error::new(
-                    dpwrap::ErrorKind::Format,
-                    "the new key has no secret to protect",
-                ));
-            }
-        };
-        store(
-            &self.dir,
-            &format!("key-{id}"),
-            &xml::to_bytes(&protected, WriteOptions::KEY_FILE),
-        )?;
-        Ok(id)
+        let protected = key.protect(&master_key, self.encryptor.as_ref()).await?;
+        let bytes = xml::to_bytes(&protected, WriteOptions::KEY_FILE);
+        store(&self.dir, &format!("key-{}", key.id), &bytes)?;
+        Ok(key.id)
     }
 
     /// Reads every key (revocations applied) and decrypts its master key.

@@ -5,10 +5,11 @@
 
 use std::sync::Arc;
 
-use dpwrap::envelope::{decrypt_element, encrypt_if_necessary};
-use dpwrap::key_file::{self, RingElement, master_key_of, new_key_element};
+use dpwrap::envelope::decrypt_element;
+use dpwrap::key_file::{self, RingElement, master_key_of};
+use dpwrap::new_key::NewKey;
 use dpwrap::xml::{self, WriteOptions};
-use dpwrap::{Decryptors, MasterKey, NullXmlDecryptor, NullXmlEncryptor, Result, Timestamp};
+use dpwrap::{Decryptors, MasterKey, NullXmlDecryptor, NullXmlEncryptor, Result};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
@@ -38,22 +39,13 @@ async fn main() -> Result<()> {
     );
 
     // 2. A new key as ASP.NET's key manager creates it, protected and serialized as a key file.
-    let now = Timestamp::now();
-    let expires = now
-        .checked_add(time::Duration::days(90))
-        .unwrap_or_else(|| now.clone());
+    let key = NewKey::new(None, time::Duration::days(90))?;
     let master_key = MasterKey::generate(64)?;
-    let id = uuid::Uuid::new_v4();
-    let plain = new_key_element(id, &now, &now, &expires, &master_key);
-    let Some(protected) = encrypt_if_necessary(&NullXmlEncryptor, plain.expose()).await? else {
-        return Err(dpwrap::Error::new(
-            dpwrap::ErrorKind::Format,
-            "nothing to protect",
-        ));
-    };
+    let protected = key.protect(&master_key, &NullXmlEncryptor).await?;
     let bytes = xml::to_bytes(&protected, WriteOptions::KEY_FILE);
     println!(
-        "new key {id}: {} bytes in ASP.NET's key-file layout",
+        "new key {}: {} bytes in ASP.NET's key-file layout",
+        key.id,
         bytes.len()
     );
 

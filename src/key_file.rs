@@ -205,9 +205,6 @@ impl Drop for Key {
     }
 }
 
-/// The `deserializerType` of the default descriptor, as ASP.NET Core 8 writes it.
-pub const AUTHENTICATED_ENCRYPTOR_DESERIALIZER: &str = "Microsoft.AspNetCore.DataProtection.AuthenticatedEncryption.ConfigurationModel.AuthenticatedEncryptorDescriptorDeserializer, Microsoft.AspNetCore.DataProtection, Version=8.0.0.0, Culture=neutral, PublicKeyToken=adb9793829ddae60";
-
 /// The descriptor deserializers whose descriptors dpwrap reads (each holds a `masterKey`).
 const KNOWN_DESERIALIZERS: &[&str] = &[
     "Microsoft.AspNetCore.DataProtection.AuthenticatedEncryption.ConfigurationModel.AuthenticatedEncryptorDescriptorDeserializer",
@@ -222,52 +219,6 @@ pub fn is_known_deserializer(deserializer_type: &DecryptorType) -> bool {
         && deserializer_type
             .assembly()
             .is_none_or(|a| a == "Microsoft.AspNetCore.DataProtection")
-}
-
-/// A new `<key>` element exactly as ASP.NET Core's `XmlKeyManager` creates it, before protection:
-/// the default descriptor (AES_256_CBC + HMACSHA256) with `master_key` marked
-/// `requiresEncryption`. Write it with [`xml::WriteOptions::KEY_FILE`] after
-/// [`envelope::encrypt_if_necessary`].
-pub fn new_key_element(
-    id: Uuid,
-    creation: &Timestamp,
-    activation: &Timestamp,
-    expiration: &Timestamp,
-    master_key: &MasterKey,
-) -> SecretElement {
-    use crate::xml::Name;
-    let text = |name: &str, value: &str| Element::new(Name::local(name)).with_text(value);
-    let master = Element::new(Name::local("masterKey"))
-        .with_attribute(Name::prefixed("p4", NS_DP, "requiresEncryption"), "true")
-        .with_namespace(Some("p4"), NS_DP)
-        .with_comment(" Warning: the key below is in an unencrypted form. ")
-        .with_child(text("value", &master_key.to_base64()));
-    let descriptor = Element::new(Name::local("descriptor"))
-        .with_child(
-            Element::new(Name::local("encryption"))
-                .with_attribute(Name::local("algorithm"), "AES_256_CBC"),
-        )
-        .with_child(
-            Element::new(Name::local("validation"))
-                .with_attribute(Name::local("algorithm"), "HMACSHA256"),
-        )
-        .with_child(master);
-    SecretElement::new(
-        Element::new(Name::local("key"))
-            .with_attribute(Name::local("id"), id.to_string())
-            .with_attribute(Name::local("version"), "1")
-            .with_child(text("creationDate", creation.as_str()))
-            .with_child(text("activationDate", activation.as_str()))
-            .with_child(text("expirationDate", expiration.as_str()))
-            .with_child(
-                Element::new(Name::local("descriptor"))
-                    .with_attribute(
-                        Name::local("deserializerType"),
-                        AUTHENTICATED_ENCRYPTOR_DESERIALIZER,
-                    )
-                    .with_child(descriptor),
-            ),
-    )
 }
 
 /// The master key inside a decrypted descriptor: the only `masterKey` element, whose `value`
@@ -475,6 +426,7 @@ impl Revocation {
 
 /// One element of a ring: a key or a revocation.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // keys dominate every ring; boxing them buys nothing
 pub enum RingElement {
     /// A `<key>`.
     Key(Box<Key>),
@@ -628,21 +580,11 @@ pub struct Loaded {
 }
 
 /// Reads every `*.xml` file directly in `dir` (no subdirectories), as `FileSystemXmlRepository`
-/// does, in file-name order. Each file's failure is kept beside the others.
+/// does, in file-name order. Each file's failure is kept beside the others. The listing is the
+/// directory store's ([`crate::store::DirectoryStore`]); unlike the store, a missing directory is
+/// an error here.
 pub fn read_directory(dir: &Path) -> Result<Vec<Loaded>> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir.display(), e))?;
-    let mut paths = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(dir.display(), e))?;
-        let path = entry.path();
-        let is_xml = path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("xml"));
-        if is_xml && path.is_file() {
-            paths.push(path);
-        }
-    }
-    paths.sort();
+    let paths = crate::store::directory::list_xml_files(dir)?;
     Ok(paths
         .into_iter()
         .map(|p| {

@@ -23,9 +23,11 @@ pub mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod key_file;
+pub mod new_key;
 pub mod null;
 pub mod protector;
 pub mod secret;
+pub mod store;
 pub mod timestamp;
 pub mod xml;
 pub mod xmlenc;
@@ -39,4 +41,5 @@ pub use key_file::{Key, Revocation, Ring, RingElement};
 pub use null::{NullXmlDecryptor, NullXmlEncryptor};
 pub use protector::{DecryptorType, EncryptedXmlInfo, Protection, XmlDecryptor, XmlEncryptor};
 pub use secret::{MasterKey, Password, SecretBytes, SecretElement};
+pub use store::KeyStore;
 pub use timestamp::Timestamp;

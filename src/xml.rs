@@ -370,9 +370,8 @@ impl Element {
 
     /// All descendant elements (not this one), in document order. Iterative: safe on deep trees.
     pub fn descendants(&self) -> Descendants<'_> {
-        Descendants {
-            stack: vec![self.children.iter()],
-        }
+        let stack: Vec<std::slice::Iter<'_, Node>> = vec![self.children.iter()];
+        Descendants { stack }
     }
 
     /// The first descendant element named `local` in `namespace`.
@@ -449,6 +448,7 @@ impl Element {
         if *last >= parent.children.len() {
             return None;
         }
+
         parent.children.splice(*last..=*last, nodes).next()
     }
 
@@ -627,6 +627,64 @@ pub fn parse_str(text: &str, limits: &Limits) -> Result<Element> {
     let doc =
         roxmltree::Document::parse_with_options(text, options).map_err(|e| map_rox(e, limits))?;
     convert(doc.root_element(), text, limits, true)
+}
+
+/// A document parsed together with the byte ranges (in its decoded text) of the root element and
+/// of each of the root's child elements, so that a store can rewrite one element of a whole-ring
+/// document and keep every other byte as it was.
+pub(crate) struct RangedDocument<'a> {
+    /// The root element.
+    pub root: Element,
+    /// The decoded text the ranges refer to.
+    pub text: std::borrow::Cow<'a, str>,
+    /// Whether the input was UTF-8 (so that the input is the text, after an optional BOM).
+    pub utf8: bool,
+    /// Whether the input started with a UTF-8 byte order mark.
+    pub bom: bool,
+    /// The root element's range in `text`.
+    pub root_range: std::ops::Range<usize>,
+    /// The range in `text` of each child element of the root, in the order of `root.elements()`.
+    pub children: Vec<std::ops::Range<usize>>,
+}
+
+/// Parses untrusted bytes as [`parse_with`] does, keeping the ranges of the top-level elements.
+pub(crate) fn parse_ranged<'a>(bytes: &'a [u8], limits: &Limits) -> Result<RangedDocument<'a>> {
+    if bytes.len() > limits.max_input_bytes {
+        return Err(limit_error(
+            "max_input_bytes",
+            limits.max_input_bytes,
+            &format!("the input has {} bytes", bytes.len()),
+        ));
+    }
+    let bom = bytes.starts_with(UTF8_BOM);
+    let text = decode(bytes)?;
+    let utf8 = matches!(text, std::borrow::Cow::Borrowed(_));
+    check_declared_encoding(&text)?;
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: limits.max_nodes,
+        ..Default::default()
+    };
+    let (root, root_range, children) = {
+        let doc = roxmltree::Document::parse_with_options(&text, options)
+            .map_err(|e| map_rox(e, limits))?;
+        let node = doc.root_element();
+        let root = convert(node, &text, limits, true)?;
+        let children = node
+            .children()
+            .filter(roxmltree::Node::is_element)
+            .map(|n| n.range())
+            .collect();
+        (root, node.range(), children)
+    };
+    Ok(RangedDocument {
+        root,
+        text,
+        utf8,
+        bom,
+        root_range,
+        children,
+    })
 }
 
 /// Parses an XML fragment (the plaintext of an `EncryptedData` of type Element or Content) in the
@@ -840,7 +898,9 @@ fn convert(
                             &format!("a text node has {} bytes", t.len()),
                         ));
                     }
-                    if let (false, Some((el, _))) = (t.trim().is_empty(), stack.last_mut()) {
+                    if !t.trim().is_empty()
+                        && let Some((el, _)) = stack.last_mut()
+                    {
                         el.children.push(Node::Text(t.to_owned()));
                     }
                 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod interop;
+pub mod redis_server;
 
 use std::path::PathBuf;
 
@@ -27,4 +28,175 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .build()
         .unwrap()
         .block_on(f)
+}
+
+/// A fresh empty directory under the system temp dir, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Creates one.
+    pub fn new() -> TempDir {
+        let p = std::env::temp_dir().join(format!("dpwrap-test-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A ring written by the Mono peer: `gen-cert` then `gen-ring --count COUNT --formats
+/// cert,cert-oaep,null,none --cert C.pem`, plus a single-key revocation of the first key and a
+/// mass revocation (`revoke`). Returns the ring directory, the certificate directory and the
+/// manifest lines (one per key). `None` (after a skip) without the peer.
+pub fn peer_ring(
+    base: &std::path::Path,
+    count: usize,
+) -> Option<(PathBuf, PathBuf, Vec<serde_json::Value>)> {
+    let peer = interop::peer()?;
+    let certs = base.join("certs");
+    let ring = base.join("ring");
+    std::fs::create_dir_all(&certs).unwrap();
+    peer.gen_cert(&certs, 2048, "pw", "c");
+    let cert = certs.join("c.cert.pem");
+    peer.ok([
+        "gen-ring",
+        "--count",
+        &count.to_string(),
+        "--out",
+        ring.to_str().unwrap(),
+        "--formats",
+        "cert,cert-oaep,null,none",
+        "--cert",
+        cert.to_str().unwrap(),
+    ]);
+    let manifest_path = ring.join("manifest.jsonl");
+    let manifest: Vec<serde_json::Value> = std::fs::read_to_string(&manifest_path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // The manifest is not part of the ring.
+    std::fs::rename(&manifest_path, base.join("manifest.jsonl")).unwrap();
+    let first = manifest[0]["key_id"].as_str().unwrap().to_owned();
+    peer.ok([
+        "revoke",
+        "--out",
+        ring.to_str().unwrap(),
+        "--key-id",
+        &first,
+        "--date",
+        "2025-07-01T10:00:00.1234567Z",
+        "--reason",
+        "rotated after an incident",
+    ]);
+    peer.ok([
+        "revoke",
+        "--out",
+        ring.to_str().unwrap(),
+        "--all",
+        "--date",
+        "2020-01-02T03:04:05.5Z",
+    ]);
+    Some((ring, certs, manifest))
+}
+
+/// Every `*.xml` file of a directory: (file name, bytes), sorted by name.
+pub fn xml_files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "xml"))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Switches a key between unprotected and null-protected (the same master key either way): a
+/// protector-agnostic stand-in for a re-wrap. Revocations come back unchanged.
+pub async fn toggle_protection(element: &dpwrap::xml::Element) -> dpwrap::xml::Element {
+    use dpwrap::envelope;
+    if !element.is(None, "key") {
+        return element.clone();
+    }
+    if element
+        .find(Some(dpwrap::xml::NS_DP), "encryptedSecret")
+        .is_some()
+    {
+        let decryptors =
+            dpwrap::Decryptors::new().with(std::sync::Arc::new(dpwrap::NullXmlDecryptor));
+        let clear = envelope::decrypt_element(element, &decryptors)
+            .await
+            .unwrap();
+        clear.expose().clone()
+    } else {
+        envelope::encrypt_if_necessary(&dpwrap::NullXmlEncryptor, element)
+            .await
+            .unwrap()
+            .expect("an unprotected key has a masterKey to protect")
+    }
+}
+
+/// The master key (base64) of an unprotected or null-protected key element.
+pub async fn null_master_key(element: &dpwrap::xml::Element) -> String {
+    let key = dpwrap::Key::from_element(element.clone()).unwrap();
+    let decryptors = dpwrap::Decryptors::new().with(std::sync::Arc::new(dpwrap::NullXmlDecryptor));
+    key.master_key(&decryptors)
+        .await
+        .unwrap()
+        .to_base64()
+        .to_string()
+}
+
+/// The peer's `decrypt-ring` over a directory: (key id, master key base64, revoked) per key,
+/// sorted by id. `certs` holds `c.cert.pem`/`c.key.pem` from [`peer_ring`] (or `None`).
+pub fn peer_decrypt_ring(
+    peer: &interop::Peer,
+    dir: &std::path::Path,
+    certs: Option<&std::path::Path>,
+) -> Vec<(String, String, bool)> {
+    let mut args: Vec<String> = vec![
+        "decrypt-ring".into(),
+        "--dir".into(),
+        dir.to_str().unwrap().into(),
+    ];
+    if let Some(c) = certs {
+        args.extend([
+            "--cert".into(),
+            c.join("c.cert.pem").to_str().unwrap().into(),
+            "--key".into(),
+            c.join("c.key.pem").to_str().unwrap().into(),
+        ]);
+    }
+    let out = peer.ok(&args);
+    let mut rows: Vec<(String, String, bool)> = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with('{'))
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["kind"] == "key")
+        .map(|v| {
+            (
+                v["key_id"].as_str().unwrap().to_owned(),
+                v["master_key_b64"].as_str().unwrap().to_owned(),
+                v["revoked"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    rows.sort();
+    rows
 }
