@@ -16,6 +16,7 @@
     )
 )]
 
+pub mod azure;
 pub(crate) mod crypto;
 pub mod decryptors;
 pub mod envelope;
