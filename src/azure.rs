@@ -21,6 +21,19 @@ pub mod format;
 pub mod kek;
 pub mod protector;
 
+#[cfg(feature = "azure")]
+pub mod credentials;
+#[cfg(feature = "azure")]
+pub mod key_vault;
+#[cfg(feature = "azure")]
+pub mod retry;
+#[cfg(feature = "azure")]
+pub mod ring;
+#[cfg(feature = "azure")]
+pub mod secret;
+#[cfg(feature = "azure")]
+pub mod transport;
+
 pub use format::EncryptedKey;
 pub use kek::{
     KeyEncryptionKey, KeyEncryptionKeyResolver, LocalKekResolver, LocalRsaKek, WrapAlgorithm,

@@ -25,6 +25,8 @@ pub mod key_file;
 pub mod null;
 pub mod protector;
 pub mod secret;
+#[cfg(feature = "test-util")]
+pub mod testing;
 pub mod timestamp;
 pub mod xml;
 
