@@ -2,7 +2,7 @@
 //!
 //! ASP.NET encrypts a secret element with a fresh AES content key, wraps that key with a Key
 //! Vault key (RSA-OAEP) and stores `<encryptedKey>` with the key's `kid`, the wrapped key, the IV
-//! and the ciphertext ([`format`]). Both .NET packages write this format: the current
+//! and the ciphertext ([`format`](mod@format)). Both .NET packages write this format: the current
 //! `Azure.Extensions.AspNetCore.DataProtection.Keys` and the old
 //! `Microsoft.AspNetCore.DataProtection.AzureKeyVault`; [`AzureKeyVaultXmlDecryptor`] answers to
 //! both names.
@@ -14,8 +14,9 @@
 //!
 //! Always built: the format, the traits, the XML encryptor and decryptor, and [`LocalRsaKek`].
 //! Behind feature `azure`: the Key Vault client on the official SDK crates
-//! ([`key_vault`]), credential selection ([`credentials`]), Key Vault secrets ([`secret`]) and
-//! the concurrent ring unwrap ([`ring`]).
+//! (`key_vault`), credential selection (`credentials`), Key Vault secrets (`secret`) and the
+//! concurrent ring unwrap (`ring`), with their retry policy (`retry`) and HTTPS transport
+//! (`transport`).
 
 pub mod format;
 pub mod kek;

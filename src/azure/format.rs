@@ -237,6 +237,34 @@ mod tests {
     }
 
     #[test]
+    fn aes_size_follows_the_key_and_plaintext_may_lack_bom_and_declaration() {
+        let secret = xml::parse(b"<masterKey><value>AAAA</value></masterKey>").unwrap();
+        for (len, alg) in [
+            (16, ContentAlgorithm::Aes128Cbc),
+            (24, ContentAlgorithm::Aes192Cbc),
+            (32, ContentAlgorithm::Aes256Cbc),
+        ] {
+            let key = SecretBytes::copy_from(&vec![0x11; len]);
+            for options in [WriteOptions::DOCUMENT, WriteOptions::COMPACT] {
+                let plaintext = xml::to_bytes(&secret, options);
+                let iv = vec![0x22; 16];
+                let value = alg.cbc_encrypt(key.expose(), &iv, &plaintext).unwrap();
+                let ek = EncryptedKey {
+                    kid: "k".into(),
+                    wrapped_key: vec![0],
+                    iv,
+                    value,
+                };
+                assert_eq!(
+                    open(&key, &ek).unwrap().expose(),
+                    &secret,
+                    "{len} {options:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn seal_then_open_and_uniform_failures() {
         let secret = xml::parse(b"<masterKey><value>AAAA</value></masterKey>").unwrap();
         let key = SecretBytes::copy_from(&[7u8; 16]);

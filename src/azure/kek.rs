@@ -1,7 +1,7 @@
 //! Key-encryption keys: [`KeyEncryptionKey`] wraps and unwraps a content key,
 //! [`KeyEncryptionKeyResolver`] finds the KEK a stored `kid` names.
 //!
-//! The Key Vault client ([`crate::azure::key_vault`], feature `azure`), [`LocalRsaKek`] and test
+//! The Key Vault client (`azure::key_vault`, feature `azure`), [`LocalRsaKek`] and test
 //! fakes all implement these, so the XML encryptor and decryptor never know which one they hold.
 
 use std::collections::BTreeSet;

@@ -354,11 +354,7 @@ impl KeyEncryptionKey for KeyVaultKek {
             return Ok(WrappedKey { kid, wrapped });
         }
         let mut result = retry::run(&self.client.retry, || async {
-            let mut parameters = Self::parameters(algorithm, key);
-            let body = parameters.clone().try_into();
-            if let Some(v) = parameters.value.as_mut() {
-                zeroize::Zeroize::zeroize(v);
-            }
+            let body = Self::parameters(algorithm, key).try_into();
             let options = KeyClientWrapKeyOptions {
                 key_version: self.version.clone(),
                 ..Default::default()

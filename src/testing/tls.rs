@@ -3,8 +3,7 @@
 //! ECDSA P-256 through rcgen's default `ring` backend: rcgen generates RSA keys only with its
 //! aws-lc backend (a C build), and the TLS key type does not matter to what the tests check.
 //! Clients trust the CA by adding its PEM as their only root (reqwest `tls_certs_only`, or
-//! [`TransportOptions::trusted_roots_pem`](crate::azure::transport::TransportOptions) with
-//! feature `azure`).
+//! `azure::transport::TransportOptions::trusted_roots_pem` with feature `azure`).
 
 use std::sync::Arc;
 
