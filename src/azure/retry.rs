@@ -2,9 +2,9 @@
 //! per attempt.
 //!
 //! dpwrap retries itself and turns the SDK's retry policy off (`RetryOptions::none()`), so no
-//! request is ever retried twice over, the per-attempt timeout also covers a server that accepts
-//! the connection and never answers (the SDK policy would wait on it forever), and tests can
-//! count attempts exactly. Retried: 408, 429, 500, 502, 503 and 504 answers, connection and I/O
+//! request is ever retried twice over, each attempt has a deadline of its own (the SDK policy has
+//! none; only its default transport's 60 s read timeout would end a silent server), and tests
+//! can count attempts exactly. Retried: 408, 429, 500, 502, 503 and 504 answers, connection and I/O
 //! failures, and attempts that timed out. Nothing else is retried: a 403 or 404 will not change.
 
 use std::future::Future;
