@@ -16,6 +16,7 @@
     )
 )]
 
+pub mod azure;
 pub(crate) mod crypto;
 pub mod decryptors;
 pub mod envelope;
@@ -28,6 +29,8 @@ pub mod null;
 pub mod protector;
 pub mod secret;
 pub mod store;
+#[cfg(feature = "test-util")]
+pub mod testing;
 pub mod timestamp;
 pub mod xml;
 pub mod xmlenc;
