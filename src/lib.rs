@@ -16,6 +16,7 @@
     )
 )]
 
+pub mod certificate;
 pub(crate) mod crypto;
 pub mod decryptors;
 pub mod envelope;
@@ -27,6 +28,7 @@ pub mod secret;
 pub mod timestamp;
 pub mod xml;
 
+pub use certificate::{Certificate, CertificateWithKey};
 pub use crypto::{
     ContentAlgorithm, Digest, KeyWrapAlgorithm, RsaPadding, RsaPrivateKey, RsaPublicKey,
 };
