@@ -936,3 +936,56 @@ fn openssl_reads_generated_certificates_keys_and_pfx() {
     assert!(!out.status.success());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// .NET's EncryptedXml (the Mono peer) protects and unprotects a master key with a certificate and
+/// key that dpwrap generated and exported as PEM, and names our certificate in the key file.
+#[test]
+fn mono_peer_uses_generated_certificate() {
+    let Some(peer) = common::interop::peer() else {
+        return;
+    };
+    let pair = CertificateWithKey::generate_self_signed("CN=dpwrap peer check", 2048, 30).unwrap();
+    let dir = std::env::temp_dir().join(format!("dpwrap-cert-peer-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |n: &str| dir.join(n).to_str().unwrap().to_owned();
+    std::fs::write(path("c.pem"), pair.to_pem_certificate()).unwrap();
+    std::fs::write(path("k.pem"), pair.to_pem_private_key().unwrap().as_bytes()).unwrap();
+    let key_file = path("key-11111111-2222-3333-4444-555555555555.xml");
+    let written = peer.ok([
+        "encrypt-key",
+        "--out",
+        &key_file,
+        "--format",
+        "cert",
+        "--cert",
+        &path("c.pem"),
+        "--key",
+        &path("k.pem"),
+    ]);
+    let read_back = peer.ok([
+        "decrypt-key",
+        "--in",
+        &key_file,
+        "--cert",
+        &path("c.pem"),
+        "--key",
+        &path("k.pem"),
+    ]);
+    assert_eq!(written.trim(), read_back.trim());
+    assert!(!written.trim().is_empty());
+    let xml = std::fs::read_to_string(&key_file).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let b64 = doc
+        .descendants()
+        .find(|n| n.tag_name().name() == "X509Certificate")
+        .and_then(|n| n.text())
+        .unwrap();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .unwrap();
+    assert_eq!(
+        Certificate::from_der(&der).unwrap().thumbprint(),
+        pair.thumbprint()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
