@@ -35,9 +35,15 @@ impl Block {
 
 /// Reads every PEM block of `input`, in order. Text outside blocks is ignored.
 pub(crate) fn parse(input: &[u8]) -> Result<Vec<Block>> {
-    let text = std::str::from_utf8(input).map_err(|_| {
-        Error::certificate("the PEM text is not valid UTF-8 (is it a DER or PFX file?)")
-    })?;
+    // Only the blocks must be ASCII; comments around them may be in any encoding.
+    let lossy;
+    let text = match std::str::from_utf8(input) {
+        Ok(text) => text,
+        Err(_) => {
+            lossy = Zeroizing::new(String::from_utf8_lossy(input).into_owned());
+            lossy.as_str()
+        }
+    };
     let mut blocks = Vec::new();
     let mut lines = text.lines();
     while let Some(line) = lines.next() {
@@ -151,7 +157,10 @@ mod tests {
         assert!(parse(b"-----BEGIN CERTIFICATE-----\nAAEC\n").is_err());
         assert!(parse(b"-----BEGIN CERTIFICATE-----\nAAEC\n-----END PRIVATE KEY-----\n").is_err());
         assert!(parse(b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n").is_err());
-        assert!(parse(&[0xff, 0xfe]).is_err());
+        assert!(parse(&[0xff, 0xfe]).unwrap().is_empty());
+        let mut latin1 = b"caf\xe9\n".to_vec();
+        latin1.extend_from_slice(b"-----BEGIN CERTIFICATE-----\nAAEC\n-----END CERTIFICATE-----\n");
+        assert_eq!(&*parse(&latin1).unwrap()[0].der, &[0, 1, 2]);
         assert!(parse(b"no blocks at all").unwrap().is_empty());
     }
 
