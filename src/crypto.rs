@@ -12,6 +12,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, ErrorKind, Result};
 
+pub mod pbe;
 pub mod rsa_key;
 
 pub use rsa_key::{RsaPadding, RsaPrivateKey, RsaPublicKey};

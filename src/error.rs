@@ -174,7 +174,6 @@ impl Error {
         Error::new(ErrorKind::Format, message)
     }
 
-    #[allow(dead_code)] // for the protectors being merged
     pub(crate) fn unsupported(message: impl Into<Cow<'static, str>>) -> Error {
         Error::new(ErrorKind::UnsupportedAlgorithm, message)
     }
@@ -183,7 +182,6 @@ impl Error {
         Error::new(ErrorKind::Certificate, message)
     }
 
-    #[allow(dead_code)] // for the protectors being merged
     pub(crate) fn config(message: impl Into<Cow<'static, str>>) -> Error {
         Error::new(ErrorKind::Config, message)
     }

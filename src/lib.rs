@@ -17,6 +17,7 @@
 )]
 
 pub mod azure;
+pub mod certificate;
 pub(crate) mod crypto;
 pub mod decryptors;
 pub mod envelope;
@@ -35,6 +36,7 @@ pub mod timestamp;
 pub mod xml;
 pub mod xmlenc;
 
+pub use certificate::{Certificate, CertificateWithKey};
 pub use crypto::{
     ContentAlgorithm, Digest, KeyWrapAlgorithm, RsaPadding, RsaPrivateKey, RsaPublicKey,
 };

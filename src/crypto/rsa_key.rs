@@ -204,7 +204,6 @@ impl RsaPrivateKey {
     }
 
     /// The underlying `rsa` key (for the certificate builder).
-    #[allow(dead_code)] // for the certificate builder being merged
     pub(crate) fn inner(&self) -> &rsa::PrivateKey {
         &self.key
     }
@@ -287,12 +286,6 @@ impl RsaPublicKey {
         self.key
             .pkcs1v15_verify::<sha2::Sha256>(message, signature)
             .is_ok()
-    }
-
-    /// The underlying `rsa` key.
-    #[allow(dead_code)] // for the certificate builder being merged
-    pub(crate) fn inner(&self) -> &rsa::PublicKey {
-        &self.key
     }
 }
 
