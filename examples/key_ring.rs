@@ -6,7 +6,7 @@
 //! `FileSystemXmlRepository` does, and reads them back.
 //!
 //! Run: `cargo run --example key_ring [DIR]` (a fresh temporary directory when DIR is omitted).
-//! This version protects with the null protector; swap in any other `XmlEncryptor`.
+//! It protects keys with a certificate (made in memory here); any other `XmlEncryptor` fits.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,7 +15,8 @@ use dpwrap::key_file::Ring;
 use dpwrap::new_key::NewKey;
 use dpwrap::xml::{self, WriteOptions};
 use dpwrap::{
-    Decryptors, MasterKey, NullXmlDecryptor, NullXmlEncryptor, Result, Timestamp, XmlEncryptor,
+    CertificateWithKey, CertificateXmlDecryptor, CertificateXmlEncryptor, Decryptors, MasterKey,
+    Result, Timestamp, XmlEncryptor,
 };
 
 /// A key ring kept in a directory, protected by one encryptor and read with a set of decryptors.
@@ -92,10 +93,14 @@ async fn main() -> Result<()> {
     };
     std::fs::create_dir_all(&dir)
         .map_err(|e| dpwrap::Error::new(dpwrap::ErrorKind::Io, e.to_string()))?;
+    let certificate =
+        CertificateWithKey::generate_self_signed("CN=dpwrap key ring example", 2048, 365)?;
+    let encryptor = CertificateXmlEncryptor::new(certificate.certificate().clone())?;
+    let decryptor = CertificateXmlDecryptor::new([Arc::new(certificate)]);
     let ring = KeyRing::new(
         &dir,
-        Arc::new(NullXmlEncryptor),
-        Decryptors::new().with(Arc::new(NullXmlDecryptor)),
+        Arc::new(encryptor),
+        Decryptors::new().with(Arc::new(decryptor)),
     );
     let id = ring.create_key(Timestamp::now(), 90).await?;
     println!("created key {id} in {}", dir.display());

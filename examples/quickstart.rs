@@ -1,65 +1,79 @@
-//! Quickstart: read a real ASP.NET Core key, create and protect a new key, read it back.
+//! Quickstart: protect a new ASP.NET Core key with a certificate, read it back, and decrypt a key
+//! that ASP.NET Core itself protected.
 //!
-//! Run: `cargo run --example quickstart`. Everything happens in memory and in a temporary
-//! directory; no secret is printed.
+//! Run: `cargo run --example quickstart`. The certificate is made in memory; the ASP.NET key and
+//! its PFX are the built-in fixtures. Nothing secret is printed.
 
 use std::sync::Arc;
 
-use dpwrap::envelope::decrypt_element;
-use dpwrap::key_file::{self, RingElement, master_key_of};
+use dpwrap::key_file::{self, Key, RingElement};
 use dpwrap::new_key::NewKey;
 use dpwrap::xml::{self, WriteOptions};
-use dpwrap::{Decryptors, MasterKey, NullXmlDecryptor, NullXmlEncryptor, Result};
+use dpwrap::{
+    CertificateWithKey, CertificateXmlDecryptor, CertificateXmlEncryptor, Decryptors, MasterKey,
+    Password, Result,
+};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/aspnet");
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
-    // 1. A key file written by ASP.NET Core (unencrypted), read without any key material.
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/fixtures/aspnet/plain-key-de1dd770-8b81-4ff8-b8ff-d559b1c9eeef.xml"
-    );
-    let RingElement::Key(key) = key_file::read_file(std::path::Path::new(path))? else {
-        return Err(dpwrap::Error::new(
-            dpwrap::ErrorKind::Format,
-            "the fixture is not a key",
-        ));
-    };
+    // 1. A self-signed RSA certificate, made in memory (no OS certificate store anywhere).
+    let certificate = CertificateWithKey::generate_self_signed("CN=dpwrap quickstart", 2048, 30)?;
     println!(
-        "ASP.NET key {}: created {}, {} + {}, protection: {}",
-        key.id(),
-        key.creation_date(),
-        key.encryption_algorithm().unwrap_or("?"),
-        key.validation_algorithm().unwrap_or("?"),
-        key.protection()
-    );
-    let decryptors = Decryptors::new().with(Arc::new(NullXmlDecryptor));
-    println!(
-        "  its master key: {} bytes (never printed)",
-        key.master_key(&decryptors).await?.len()
+        "certificate {} ({})",
+        certificate.thumbprint(),
+        certificate.certificate().subject()
     );
 
-    // 2. A new key as ASP.NET's key manager creates it, protected and serialized as a key file.
-    let key = NewKey::new(None, time::Duration::days(90))?;
+    // 2. A new key exactly as ASP.NET's key manager makes it, protected as
+    //    ProtectKeysWithCertificate protects it, in ASP.NET's key-file layout.
+    let encryptor = CertificateXmlEncryptor::new(certificate.certificate().clone())?;
+    let spec = NewKey::new(None, time::Duration::days(90))?;
     let master_key = MasterKey::generate(64)?;
-    let protected = key.protect(&master_key, &NullXmlEncryptor).await?;
-    let bytes = xml::to_bytes(&protected, WriteOptions::KEY_FILE);
+    let file = xml::to_bytes(
+        &spec.protect(&master_key, &encryptor).await?,
+        WriteOptions::KEY_FILE,
+    );
     println!(
-        "new key {}: {} bytes in ASP.NET's key-file layout",
-        key.id,
-        bytes.len()
+        "protected key {}: {} bytes, EncryptedXml with RSA-OAEP and AES-256-CBC",
+        spec.id,
+        file.len()
     );
 
-    // 3. Read it back and check the master key survived.
-    let parsed = xml::parse(&bytes)?;
-    let descriptor = decrypt_element(&parsed, &decryptors).await?;
-    let read_back = master_key_of(descriptor.expose())?;
+    // 3. Read it back: the decryptor holds the certificate and its private key.
+    let decryptors = Decryptors::new().with(Arc::new(CertificateXmlDecryptor::new([Arc::new(
+        certificate,
+    )])));
+    let key = Key::from_element(xml::parse(&file)?)?;
+    let read = key.master_key(&decryptors).await?;
     println!(
-        "  read back: master key {}",
-        if read_back.ct_eq(&master_key) {
+        "  decrypted: master key {}",
+        if read.ct_eq(&master_key) {
             "matches"
         } else {
             "DIFFERS"
         }
     );
+
+    // 4. A key protected by ASP.NET Core itself (rsa-1_5), with the PFX it was protected with
+    //    (a legacy RC2-40 PFX, as older Windows tools write them).
+    let aspnet = CertificateWithKey::from_pkcs12_file(
+        format!("{FIXTURES}/TestCert-user-example-com.pfx"),
+        &Password::from("password"),
+    )?;
+    let decryptors =
+        Decryptors::new().with(Arc::new(CertificateXmlDecryptor::new([Arc::new(aspnet)])));
+    let path = format!("{FIXTURES}/key-9c15d488-4417-49ab-ae39-ed2f36a9ebe3.xml");
+    if let RingElement::Key(key) = key_file::read_file(std::path::Path::new(&path))? {
+        let master = key.master_key(&decryptors).await?;
+        println!(
+            "ASP.NET key {} (created {}, {}): {}-byte master key decrypted",
+            key.id(),
+            key.creation_date(),
+            key.protection(),
+            master.len()
+        );
+    }
     Ok(())
 }

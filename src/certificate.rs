@@ -13,6 +13,7 @@ mod name;
 mod pem;
 mod pkcs12;
 mod pkcs8;
+mod protector;
 mod with_key;
 mod x509;
 
@@ -22,6 +23,7 @@ use std::path::Path;
 use zeroize::Zeroizing;
 
 pub use pkcs8::{private_key_from_der, private_key_from_pem};
+pub use protector::{CertificateXmlDecryptor, CertificateXmlEncryptor, KeyTransport};
 pub use with_key::CertificateWithKey;
 pub use x509::Certificate;
 

@@ -36,7 +36,9 @@ pub mod timestamp;
 pub mod xml;
 pub mod xmlenc;
 
-pub use certificate::{Certificate, CertificateWithKey};
+pub use certificate::{
+    Certificate, CertificateWithKey, CertificateXmlDecryptor, CertificateXmlEncryptor, KeyTransport,
+};
 pub use crypto::{
     ContentAlgorithm, Digest, KeyWrapAlgorithm, RsaPadding, RsaPrivateKey, RsaPublicKey,
 };
