@@ -3,8 +3,7 @@
 //! `application/x-pkcs12`, empty password), used as the certificate protector's key material:
 //!
 //! ```ignore
-//! let secret = secrets.get("dataprotection-cert", None).await?;
-//! let cert = CertificateWithKey::from_pkcs12_base64(secret.expose(), &Password::from(""))?;
+//! let cert = secrets.certificate("dataprotection-cert", None, None).await?;
 //! ```
 //!
 //! The value is returned in a buffer wiped on drop. The SDK's response buffer that carried it is
@@ -118,6 +117,27 @@ impl KeyVaultSecrets {
             client,
             retry: options.retry,
         })
+    }
+
+    /// Loads a certificate with its private key from a secret: the base64 PFX that Key Vault keeps
+    /// for a certificate (content type `application/x-pkcs12`, normally with an empty password),
+    /// or a PEM bundle (content type `application/x-pem-file`). `password` defaults to empty.
+    pub async fn certificate(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        password: Option<&crate::secret::Password>,
+    ) -> Result<crate::certificate::CertificateWithKey> {
+        use crate::certificate::CertificateWithKey;
+        let secret = self.get(name, version).await?;
+        let empty = crate::secret::Password::from("");
+        let password = password.unwrap_or(&empty);
+        let loaded = if secret.content_type() == Some("application/x-pem-file") {
+            CertificateWithKey::from_pem_bundle(secret.expose().as_bytes(), Some(password))
+        } else {
+            CertificateWithKey::from_pkcs12_base64(secret.expose(), password)
+        };
+        loaded.map_err(|e| e.context(format!("the Key Vault secret '{}'", secret.id())))
     }
 
     /// The vault, as `https://host[:port]`.
