@@ -36,6 +36,7 @@
 //! without wiping (they hold master keys in the clear only for unprotected keys).
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -187,6 +188,7 @@ pub struct BlobStore {
     retry: RetryPolicy,
     conflict_deadline: Duration,
     cache: Mutex<Option<Arc<Snapshot>>>,
+    conflicts: AtomicU64,
 }
 
 impl fmt::Debug for BlobStore {
@@ -252,7 +254,14 @@ impl BlobStore {
             retry: options.retry,
             conflict_deadline: options.conflict_deadline,
             cache: Mutex::new(None),
+            conflicts: AtomicU64::new(0),
         })
+    }
+
+    /// How many uploads of this store failed their precondition (412 or 409) and were started
+    /// again: a measure of contention.
+    pub fn conflicts(&self) -> u64 {
+        self.conflicts.load(Ordering::Relaxed)
     }
 
     fn cached(&self) -> Option<Arc<Snapshot>> {
@@ -428,6 +437,7 @@ impl BlobStore {
                 Err((Outcome::Fatal, e)) => return Err(e),
                 Err((Outcome::Conflict, e)) => {
                     conflicts += 1;
+                    self.conflicts.fetch_add(1, Ordering::Relaxed);
                     e
                 }
                 Err((Outcome::Unknown, e)) => {
@@ -473,10 +483,16 @@ impl BlobStore {
         let code = error_code(&error).unwrap_or("");
         let d = &self.described;
         match error.http_status() {
+            Some(StatusCode::Forbidden) if code == "AuthenticationFailed" => Error::new(
+                ErrorKind::Backend,
+                format!(
+                    "{d}: Azure Storage did not accept the credential for the {op} (403 AuthenticationFailed): a SAS must be complete, signed with this account's key and valid now, and grant read and write (sp=rw, plus c to create the blob); a token must be for https://storage.azure.com in the account's tenant, for an identity with the role 'Storage Blob Data Contributor'"
+                ),
+            ),
             Some(StatusCode::Forbidden) => Error::new(
                 ErrorKind::Backend,
                 format!(
-                    "{d}: Azure Storage refused the {op} (403 {code}): a SAS must grant read and write on the blob (sp=rw, plus c to create it) and be valid now; an Entra ID identity needs the role 'Storage Blob Data Contributor' on the account or container '{}' ('Storage Blob Data Reader' only reads)",
+                    "{d}: Azure Storage refused the {op} (403 {code}): a SAS must grant read and write on the blob (sp=rw, plus c to create it); an Entra ID identity needs the role 'Storage Blob Data Contributor' on the account or container '{}' ('Storage Blob Data Reader' only reads)",
                     self.container
                 ),
             ),

@@ -1,6 +1,8 @@
 //! Shared test helpers. Each integration test file that needs them says `mod common;`.
 #![allow(dead_code)]
 
+#[cfg(feature = "azure")]
+pub mod azurite;
 pub mod interop;
 pub mod redis_server;
 
