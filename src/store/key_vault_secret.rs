@@ -180,7 +180,10 @@ impl KeyVaultSecretStore {
             Some(c) => Arc::clone(c),
             None => CredentialConfig::from_env()?.build()?,
         };
-        let secrets = KeyVaultSecrets::new(&vault, credential, options.key_vault.clone())
+        let mut key_vault = options.key_vault.clone();
+        // A connection per request: the store may be used from several tokio runtimes.
+        key_vault.transport.fresh_connections = true;
+        let secrets = KeyVaultSecrets::new(&vault, credential, key_vault)
             .map_err(|e| e.context(&described))?;
         Ok(KeyVaultSecretStore {
             secrets,
