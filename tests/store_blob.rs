@@ -125,6 +125,54 @@ mod with_azurite {
         assert_eq!(block_on(empty.load()).unwrap().len(), 1);
     }
 
+    /// .NET's `AzureBlobXmlRepository.StoreElement` (its XDocument code on Mono) and dpwrap, given
+    /// the same elements one after the other, upload the same bytes; and .NET adds to what dpwrap
+    /// wrote as to its own.
+    #[test]
+    fn the_blob_bytes_are_the_bytes_dotnet_uploads() {
+        let Some(az) = Azurite::start() else { return };
+        let Some(repos) = interop::repositories() else {
+            return;
+        };
+        block_on(az.create_container("keys"));
+        let tmp = TempDir::new();
+        let keys = unprotected_keys(3);
+        let dotnet_blob = tmp.path().join("dotnet.xml");
+        let store = BlobStore::open(&az.sas_url("keys", "same.xml", "racwdl"), fast()).unwrap();
+        for (i, (k, _)) in keys.iter().enumerate() {
+            let file = tmp.path().join(format!("k{i}.xml"));
+            std::fs::write(&file, xml::to_bytes(k, xml::WriteOptions::KEY_FILE)).unwrap();
+            repos.ok([
+                "blob-store",
+                dotnet_blob.to_str().unwrap(),
+                file.to_str().unwrap(),
+            ]);
+            block_on(store.append(&adds(&keys[i..=i]))).unwrap();
+            let (ours, _) = block_on(az.get("keys", "same.xml")).unwrap();
+            let theirs = std::fs::read(&dotnet_blob).unwrap();
+            assert!(
+                ours == theirs,
+                "after {} elements:\n{}\n{}",
+                i + 1,
+                String::from_utf8_lossy(&ours),
+                String::from_utf8_lossy(&theirs)
+            );
+        }
+        let (ours, _) = block_on(az.get("keys", "same.xml")).unwrap();
+        std::fs::write(tmp.path().join("ours.xml"), &ours).unwrap();
+        let (extra, _) = unprotected_keys(1).remove(0);
+        let file = tmp.path().join("extra.xml");
+        std::fs::write(&file, xml::to_bytes(&extra, xml::WriteOptions::KEY_FILE)).unwrap();
+        repos.ok([
+            "blob-store",
+            tmp.path().join("ours.xml").to_str().unwrap(),
+            file.to_str().unwrap(),
+        ]);
+        let dotnet_added = std::fs::read(tmp.path().join("ours.xml")).unwrap();
+        block_on(store.append(&adds(&[(extra, String::new())]))).unwrap();
+        assert!(block_on(az.get("keys", "same.xml")).unwrap().0 == dotnet_added);
+    }
+
     #[test]
     fn a_blob_written_by_dotnet_is_read_and_kept_byte_for_byte() {
         let Some(az) = Azurite::start() else { return };
@@ -702,5 +750,153 @@ mod with_azurite {
             "blob store: {kills} kills mid-rewrap, every key readable each time; the ring grew from {} to {seen} elements, none lost or duplicated",
             keys.len()
         );
+    }
+}
+
+#[cfg(all(feature = "azure", feature = "redis"))]
+mod across_stores {
+    use std::sync::Arc;
+
+    use super::common::azurite::Azurite;
+    use super::common::redis_server::RedisServer;
+    use super::common::{
+        TempDir, block_on, interop, peer_decrypt_ring, peer_ring_every_format, xml_files,
+    };
+    use dpwrap::azure::{AzureKeyVaultXmlEncryptor, LocalRsaKek};
+    use dpwrap::new_key::{DEFAULT_LIFETIME, NewKey};
+    use dpwrap::store::copy::copy;
+    use dpwrap::store::rewrap::{rewrap_in_place, rewrap_to};
+    use dpwrap::store::{Addition, DirectoryStore, DocumentStore, KeyStore, StoredElement};
+    use dpwrap::xml::{Element, NS_DP};
+    use dpwrap::{MasterKey, envelope};
+
+    fn elements(loaded: &[StoredElement]) -> Vec<Element> {
+        loaded.iter().map(|e| e.element().clone()).collect()
+    }
+
+    /// A ring with every protection the peer writes goes directory → Redis → Blob → one
+    /// document; each step holds the same elements, and the peer decrypts each step's ring the
+    /// same way (materialised as a directory).
+    #[test]
+    fn a_peer_ring_of_every_protection_goes_directory_redis_blob_document() {
+        let Some(redis) = RedisServer::start(&[]) else {
+            return;
+        };
+        let Some(az) = Azurite::start() else { return };
+        block_on(az.create_container("keys"));
+        let tmp = TempDir::new();
+        let Some((ring, certs, manifest)) = peer_ring_every_format(tmp.path(), 12) else {
+            return;
+        };
+        let formats: std::collections::HashSet<&str> = manifest
+            .iter()
+            .map(|m| m["format"].as_str().unwrap())
+            .collect();
+        assert_eq!(formats.len(), 6, "{formats:?}");
+        let Some(peer) = interop::peer() else { return };
+        let expected = peer_decrypt_ring(&peer, &ring, Some(&certs));
+        assert_eq!(expected.len(), 12);
+
+        let dir = DirectoryStore::new(&ring);
+        let redis_store = dpwrap::store::open(&redis.url("?key=chain")).unwrap();
+        let blob = dpwrap::store::open(&az.sas_url("keys", "chain.xml", "racwdl")).unwrap();
+        let doc = DocumentStore::new(tmp.path().join("chain.xml"));
+        let source = elements(&block_on(dir.load()).unwrap());
+        let steps: [(&str, &dyn KeyStore, &dyn KeyStore); 3] = [
+            ("redis", &dir, redis_store.as_ref()),
+            ("blob", redis_store.as_ref(), blob.as_ref()),
+            ("document", blob.as_ref(), &doc),
+        ];
+        for (name, from, to) in steps {
+            let report = block_on(copy(from, to, false)).unwrap();
+            assert_eq!(report.added.len(), source.len(), "{name}");
+            assert_eq!(elements(&block_on(to.load()).unwrap()), source, "{name}");
+            let out = DirectoryStore::new(tmp.path().join(format!("from-{name}")));
+            block_on(copy(to, &out, false)).unwrap();
+            assert_eq!(
+                peer_decrypt_ring(&peer, out.path(), Some(&certs)),
+                expected,
+                "{name}"
+            );
+            if name == "document" {
+                assert_eq!(xml_files(out.path()), xml_files(&ring), "byte for byte");
+            }
+        }
+    }
+
+    /// The peer decrypts what the blob holds after `rewrap --out` (directory → blob), an
+    /// in-place rewrap of the blob, and `key new`, protected with ASP.NET's Key Vault format
+    /// over a local RSA key (the peer's stand-in for the vault key).
+    #[test]
+    fn the_peer_reads_what_rewrap_and_key_new_put_in_a_blob() {
+        let Some(az) = Azurite::start() else { return };
+        block_on(az.create_container("keys"));
+        let tmp = TempDir::new();
+        let Some((ring, certs, manifest)) = peer_ring_every_format(tmp.path(), 12) else {
+            return;
+        };
+        let Some(peer) = interop::peer() else { return };
+        let before = peer_decrypt_ring(&peer, &ring, Some(&certs));
+        let kek_pem = std::fs::read_to_string(certs.join("kek.pem")).unwrap();
+        let kid = "https://example-vault.vault.azure.net/keys/dataprotection/0123456789abcdef0123456789abcdef";
+        let kek = Arc::new(LocalRsaKek::from_pem(kid, &kek_pem).unwrap());
+        let encryptor = AzureKeyVaultXmlEncryptor::new(kek);
+
+        // Unprotected keys get the Key Vault protection, verified by opening it again.
+        let protect = async |e: &Element| -> dpwrap::Result<Option<Element>> {
+            if !e.is(None, "key") || e.find(Some(NS_DP), "encryptedSecret").is_some() {
+                return Ok(None);
+            }
+            envelope::encrypt_if_necessary(&encryptor, e).await
+        };
+        let src = DirectoryStore::new(&ring);
+        let snapshot = xml_files(&ring);
+        let blob = dpwrap::store::open(&az.sas_url("keys", "rewrap.xml", "racwdl")).unwrap();
+        let report = block_on(rewrap_to(&src, blob.as_ref(), protect)).unwrap();
+        let unprotected = manifest.iter().filter(|m| m["format"] == "none").count();
+        assert!(unprotected > 0);
+        assert_eq!(report.rewrapped.len(), unprotected);
+        assert_eq!(xml_files(&ring), snapshot, "the source is untouched");
+
+        // key new, Key Vault-protected, into the blob.
+        let master = MasterKey::generate(64).unwrap();
+        let key = NewKey::new(None, DEFAULT_LIFETIME).unwrap();
+        let element = block_on(key.protect(&master, &encryptor)).unwrap();
+        block_on(blob.append(&[Addition::named_as_dotnet(element).unwrap()])).unwrap();
+
+        // In place: the null-protected keys move to the Key Vault protection too.
+        let from_null = async |e: &Element| -> dpwrap::Result<Option<Element>> {
+            let decryptor_type = e
+                .find(Some(NS_DP), "encryptedSecret")
+                .and_then(|s| s.attribute(None, "decryptorType"))
+                .unwrap_or("");
+            if !decryptor_type.contains("NullXmlDecryptor") {
+                return Ok(None);
+            }
+            let decryptors = dpwrap::Decryptors::new().with(Arc::new(dpwrap::NullXmlDecryptor));
+            let clear = envelope::decrypt_element(e, &decryptors).await?;
+            envelope::encrypt_if_necessary(&encryptor, clear.expose()).await
+        };
+        let nulls = manifest.iter().filter(|m| m["format"] == "null").count();
+        let in_place = block_on(rewrap_in_place(blob.as_ref(), from_null)).unwrap();
+        assert_eq!(in_place.rewrapped.len(), nulls);
+
+        let out = DirectoryStore::new(tmp.path().join("from-blob"));
+        block_on(copy(blob.as_ref(), &out, false)).unwrap();
+        let after = peer_decrypt_ring(&peer, out.path(), Some(&certs));
+        let mut expected = before.clone();
+        expected.push((key.id.to_string(), master.to_base64().to_string(), false));
+        expected.sort();
+        assert_eq!(after, expected);
+        for e in block_on(out.load()).unwrap() {
+            if e.element().is(None, "key") {
+                let s = e.element().find(Some(NS_DP), "encryptedSecret").unwrap();
+                assert!(
+                    !s.attribute(None, "decryptorType")
+                        .unwrap()
+                        .contains("NullXmlDecryptor")
+                );
+            }
+        }
     }
 }
