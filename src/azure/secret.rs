@@ -147,11 +147,33 @@ impl KeyVaultSecrets {
 
     /// The secret `name`, at `version` (the latest when `None`).
     pub async fn get(&self, name: &str, version: Option<&str>) -> Result<SecretValue> {
+        self.get_if_exists(name, version).await?.ok_or_else(|| {
+            let what = match version {
+                Some(v) => format!("{name}/{v}"),
+                None => name.to_owned(),
+            };
+            Error::new(
+                ErrorKind::Backend,
+                format!(
+                    "Key Vault has no secret '{what}' in {} (404 Not Found); check the name and version",
+                    self.vault
+                ),
+            )
+        })
+    }
+
+    /// The secret `name`, at `version` (the latest when `None`), or `None` when the vault has no
+    /// such secret (404).
+    pub async fn get_if_exists(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Option<SecretValue>> {
         let what = match version {
             Some(v) => format!("{name}/{v}"),
             None => name.to_owned(),
         };
-        let mut secret = retry::run(&self.retry, || async {
+        let result = retry::run(&self.retry, || async {
             let options = SecretClientGetSecretOptions {
                 secret_version: version.map(str::to_owned),
                 ..Default::default()
@@ -161,8 +183,16 @@ impl KeyVaultSecrets {
                 .await?
                 .into_model()
         })
-        .await
-        .map_err(|f| self.failure("get", &what, f))?;
+        .await;
+        let mut secret = match result {
+            Ok(s) => s,
+            Err(Failure::Service { error, .. })
+                if error.http_status() == Some(StatusCode::NotFound) =>
+            {
+                return Ok(None);
+            }
+            Err(f) => return Err(self.failure("get", &what, f)),
+        };
         let value = Zeroizing::new(secret.value.take().unwrap_or_default());
         if value.len() > MAX_SECRET_LEN {
             return Err(Error::new(
@@ -172,11 +202,11 @@ impl KeyVaultSecrets {
                 ),
             ));
         }
-        Ok(SecretValue {
+        Ok(Some(SecretValue {
             id: secret.id.take().unwrap_or_default(),
             content_type: secret.content_type.take(),
             value,
-        })
+        }))
     }
 
     /// Stores `value` as a new version of the secret `name`; returns the new version's id.
