@@ -57,7 +57,7 @@ async fn decrypt_keys(
 pub async fn run(args: Args, matches: &ArgMatches) -> Outcome<u8> {
     let material = KeyMaterial::load(&args.material, matches)?;
     let decryptors = material.decryptors();
-    let rings = stores::read_rings(&args.stores).await;
+    let rings = stores::read_rings(&args.stores).await?;
     let mut failed = false;
     let mut header = vec!["FILE", "KEY ID", "PROTECTION", "REVOKED", "STATUS"];
     if args.reveal {
@@ -137,7 +137,7 @@ pub async fn run(args: Args, matches: &ArgMatches) -> Outcome<u8> {
                         Ok(m) => row(&item.file, Some(key), revoked, Ok(m)),
                         Err(e) => {
                             failed = true;
-                            eprintln!("dpwrap: {}: {e}", item.file);
+                            crate::output::report(&item.file, &e.to_string());
                             row(&item.file, Some(key), revoked, Err(e.to_string()));
                         }
                     }
@@ -151,7 +151,7 @@ pub async fn run(args: Args, matches: &ArgMatches) -> Outcome<u8> {
                 }
                 What::Failed(e) => {
                     failed = true;
-                    eprintln!("dpwrap: {}: {e}", item.file);
+                    crate::output::report(&item.file, &e.to_string());
                     row(&item.file, None, false, Err(e.to_string()));
                 }
             }

@@ -2,6 +2,7 @@
 
 use serde_json::json;
 
+use crate::fail::Outcome;
 use crate::output::{Table, json_line};
 use crate::stores::{self, What};
 
@@ -16,8 +17,8 @@ pub struct Args {
     stores: Vec<String>,
 }
 
-pub async fn run(args: Args) -> u8 {
-    let rings = stores::read_rings(&args.stores).await;
+pub async fn run(args: Args) -> Outcome<u8> {
+    let rings = stores::read_rings(&args.stores).await?;
     let mut failed = false;
     let mut table = Table::new(vec![
         "FILE",
@@ -103,7 +104,7 @@ pub async fn run(args: Args) -> u8 {
                             "error_kind": e.kind().as_str(),
                         }));
                     } else {
-                        eprintln!("dpwrap: {}: {e}", item.file);
+                        crate::output::report(&item.file, &e.to_string());
                     }
                 }
             }
@@ -112,5 +113,5 @@ pub async fn run(args: Args) -> u8 {
     if !args.json {
         table.print();
     }
-    u8::from(failed)
+    Ok(u8::from(failed))
 }

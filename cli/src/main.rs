@@ -83,7 +83,7 @@ fn leaf(matches: &ArgMatches) -> &ArgMatches {
 
 async fn run(command: Command, matches: &ArgMatches) -> Outcome<u8> {
     match command {
-        Command::Inspect(args) => Ok(inspect::run(args).await),
+        Command::Inspect(args) => inspect::run(args).await,
         Command::Decrypt(args) => decrypt::run(args, matches).await,
         Command::Protect(args) => protect::run(args, matches).await,
         Command::Rewrap(args) => rewrap::run(args, matches).await,

@@ -9,7 +9,6 @@ use crate::fail::{Fail, Outcome};
 use crate::stores;
 
 #[derive(Debug, clap::Args)]
-#[command(group = clap::ArgGroup::new("what").required(true).args(["key_id", "all_before"]))]
 pub struct Args {
     /// The store.
     #[arg(value_name = "STORE")]

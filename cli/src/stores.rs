@@ -224,14 +224,16 @@ fn classify(element: dpwrap::xml::Element, path: Option<&Path>) -> What {
 
 /// Reads the rings named by `locations`: one ring per store, and one for all the single element
 /// files together (a revocation file given beside its key file applies to it). A store that
-/// cannot be read is one failed item.
-pub async fn read_rings(locations: &[String]) -> Vec<Ring> {
+/// cannot be read is one failed item; a location that is wrong on its face (an unset `env:`
+/// variable, an unknown scheme) is a usage error.
+pub async fn read_rings(locations: &[String]) -> Outcome<Vec<Ring>> {
     let mut rings = Vec::new();
     let mut loose = Vec::new();
     for location in locations {
         let opened = match open(location, true) {
             Ok(o) => o,
-            Err(Fail::Usage(m) | Fail::Run(m)) => {
+            Err(Fail::Usage(m)) => return Err(Fail::Usage(m)),
+            Err(Fail::Run(m)) => {
                 rings.push(Ring {
                     items: vec![Item {
                         file: store::redact(location),
@@ -275,7 +277,7 @@ pub async fn read_rings(locations: &[String]) -> Vec<Ring> {
     if !loose.is_empty() {
         rings.push(Ring { items: loose });
     }
-    rings
+    Ok(rings)
 }
 
 /// The revocation that revokes `key` among `revocations` (a single-key one first, else the latest

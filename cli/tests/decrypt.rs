@@ -37,13 +37,7 @@ fn the_real_aspnet_key_decrypts_to_its_known_master_key() {
 
     // The PFX (3DES key bag, RC2-40 certificate bag) with the password from a file, over the
     // directory (the other files there are fragments, skipped with a note).
-    let (run, rows) = decrypt_map(&[
-        "--pfx",
-        s(&pfx),
-        "--password-file",
-        s(&pw_file),
-        s(&dir),
-    ]);
+    let (run, rows) = decrypt_map(&["--pfx", s(&pfx), "--password-file", s(&pw_file), s(&dir)]);
     let run = run.expect(0);
     assert_eq!(rows.len(), 1, "{}", run.stdout);
     let row = &rows[ASPNET_KEY];
@@ -51,14 +45,31 @@ fn the_real_aspnet_key_decrypts_to_its_known_master_key() {
     assert_eq!(row["master_key"].as_str().unwrap(), expected);
     assert_eq!(row["protection"], "certificate");
     assert_eq!(row["revoked"], false);
-    assert!(row["file"].as_str().unwrap().ends_with(&format!("key-{ASPNET_KEY}.xml")));
+    assert!(
+        row["file"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("key-{ASPNET_KEY}.xml"))
+    );
     assert!(run.stderr.contains("fragment"), "{}", run.stderr);
     // Exactly the documented fields.
-    let mut fields: Vec<&str> = row.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut fields: Vec<&str> = row
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     fields.sort();
     assert_eq!(
         fields,
-        ["file", "key_id", "master_key", "protection", "revoked", "status"]
+        [
+            "file",
+            "key_id",
+            "master_key",
+            "protection",
+            "revoked",
+            "status"
+        ]
     );
 
     // The same key file alone, the password from the environment.
@@ -120,7 +131,10 @@ fn without_reveal_no_secret_is_printed() {
             assert!(!out.contains(&expected), "{out}");
             assert!(!out.contains(&expected[..20]), "{out}");
             assert!(!out.to_lowercase().contains(&hex[..32]), "{out}");
-            assert!(!out.contains("password"), "the password is never printed: {out}");
+            assert!(
+                !out.contains("password"),
+                "the password is never printed: {out}"
+            );
         }
         assert!(run.stdout.contains(ASPNET_KEY));
         if json {
@@ -156,7 +170,15 @@ fn peer_rings_decrypt_with_every_form_of_key_material() {
         assert_eq!(seen.len(), 6, "every format is in the ring");
         // A single-key revocation of one key, written by the peer.
         let revoked = manifest.keys().next().unwrap().clone();
-        peer.ok(["revoke", "--out", s(&ring), "--key-id", &revoked, "--reason", "test"]);
+        peer.ok([
+            "revoke",
+            "--out",
+            s(&ring),
+            "--key-id",
+            &revoked,
+            "--reason",
+            "test",
+        ]);
 
         let c = |n: &str| certs.join(n).to_str().unwrap().to_owned();
         let b64 = tmp.path().join("c.pfx.b64");
@@ -173,18 +195,58 @@ fn peer_rings_decrypt_with_every_form_of_key_material() {
             c("c.rsa.pem")
         );
         let materials: Vec<Vec<String>> = vec![
-            vec!["--cert".into(), c("c.cert.pem"), "--key".into(), c("c.key.pem"), "--local-kek".into(), kek.clone()],
-            vec!["--cert".into(), c("c.cert.pem"), "--key".into(), c("c.rsa.pem"), "--local-kek".into(), kid_kek.clone()],
-            vec!["--pfx".into(), c("c.pfx"), "--password-file".into(), s(&pw).into(), "--local-kek".into(), kek.clone()],
-            vec!["--pfx".into(), c("c.3des.pfx"), "--password-file".into(), s(&pw).into(), "--local-kek".into(), kek.clone()],
-            vec!["--pfx-base64-file".into(), s(&b64).into(), "--password-file".into(), s(&pw).into(), "--local-kek".into(), kek.clone()],
+            vec![
+                "--cert".into(),
+                c("c.cert.pem"),
+                "--key".into(),
+                c("c.key.pem"),
+                "--local-kek".into(),
+                kek.clone(),
+            ],
+            vec![
+                "--cert".into(),
+                c("c.cert.pem"),
+                "--key".into(),
+                c("c.rsa.pem"),
+                "--local-kek".into(),
+                kid_kek.clone(),
+            ],
+            vec![
+                "--pfx".into(),
+                c("c.pfx"),
+                "--password-file".into(),
+                s(&pw).into(),
+                "--local-kek".into(),
+                kek.clone(),
+            ],
+            vec![
+                "--pfx".into(),
+                c("c.3des.pfx"),
+                "--password-file".into(),
+                s(&pw).into(),
+                "--local-kek".into(),
+                kek.clone(),
+            ],
+            vec![
+                "--pfx-base64-file".into(),
+                s(&b64).into(),
+                "--password-file".into(),
+                s(&pw).into(),
+                "--local-kek".into(),
+                kek.clone(),
+            ],
         ];
         for material in &materials {
             let mut args: Vec<&str> = material.iter().map(String::as_str).collect();
             args.push(s(&ring));
             let (run, rows) = decrypt_map(&args);
             let run = run.expect(0);
-            assert_eq!(master_keys(&rows), expected(&manifest), "{material:?}\n{}", run.stderr);
+            assert_eq!(
+                master_keys(&rows),
+                expected(&manifest),
+                "{material:?}\n{}",
+                run.stderr
+            );
             for (id, row) in &rows {
                 assert_eq!(row["revoked"], *id == revoked, "{id}");
                 assert_eq!(
@@ -201,19 +263,30 @@ fn peer_rings_decrypt_with_every_form_of_key_material() {
 
         // Without the Key Vault material, the akv keys fail (exit 1) and say what to supply;
         // the others still decrypt.
-        let (run, rows) = decrypt_map(&["--cert", &c("c.cert.pem"), "--key", &c("c.key.pem"), s(&ring)]);
+        let (run, rows) = decrypt_map(&[
+            "--cert",
+            &c("c.cert.pem"),
+            "--key",
+            &c("c.key.pem"),
+            s(&ring),
+        ]);
         let run = run.expect(1);
         for (id, row) in &rows {
             let akv = manifest[id].0.starts_with("akv");
             assert_eq!(row["status"], if akv { "error" } else { "ok" }, "{id}");
             if akv {
-                assert!(row["error"].as_str().unwrap().contains("Key Vault"), "{row}");
+                assert!(
+                    row["error"].as_str().unwrap().contains("Key Vault"),
+                    "{row}"
+                );
                 assert!(row.get("master_key").is_none());
             }
         }
         assert!(run.stderr.contains("Key Vault"), "{}", run.stderr);
     }
-    eprintln!("peer rings: {total} key decryptions through the CLI, all equal to the peer's manifest");
+    eprintln!(
+        "peer rings: {total} key decryptions through the CLI, all equal to the peer's manifest"
+    );
 }
 
 /// A ring whose Key Vault key is separate from any certificate: the kid chooses the KEK.
@@ -228,8 +301,17 @@ fn local_keks_are_chosen_by_kid() {
     peer.gen_cert(&other, 2048, PASSWORD, "o");
     let ring = tmp.path().join("ring");
     peer.ok([
-        "gen-ring", "--count", "6", "--out", s(&ring), "--formats", "akv,akv-legacy",
-        "--key", s(&kek.join("k.key.pem")), "--kid", kid,
+        "gen-ring",
+        "--count",
+        "6",
+        "--out",
+        s(&ring),
+        "--formats",
+        "akv,akv-legacy",
+        "--key",
+        s(&kek.join("k.key.pem")),
+        "--kid",
+        kid,
     ]);
     let manifest = manifest(&ring.join("manifest.jsonl"));
     std::fs::remove_file(ring.join("manifest.jsonl")).unwrap();
@@ -258,7 +340,11 @@ fn local_keks_are_chosen_by_kid() {
     assert!(master_keys(&rows).is_empty());
     assert!(run.stderr.contains("decryption failed"), "{}", run.stderr);
     // Another version of the key named: no KEK answers for this kid.
-    let (run, _) = decrypt_map(&["--local-kek", &format!("{versionless}/ffff={}", s(&k)), s(&ring)]);
+    let (run, _) = decrypt_map(&[
+        "--local-kek",
+        &format!("{versionless}/ffff={}", s(&k)),
+        s(&ring),
+    ]);
     let run = run.expect(1);
     assert!(run.stderr.contains(kid), "{}", run.stderr);
 }
