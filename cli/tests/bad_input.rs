@@ -97,7 +97,11 @@ fn wrong_certificate_tampering_truncation_and_unknown_algorithms() {
     // A tampered CipherValue (the content, last in the file).
     let file = key_file(&ring, &manifest, "cert-oaep");
     let original = std::fs::read_to_string(&file).unwrap();
-    let at = original.rfind("<CipherValue>").unwrap() + "<CipherValue>".len() + 20;
+    // In the middle of the ciphertext: a whole block of the plaintext is garbled. (A change in
+    // the first block, the IV, may flip one harmless bit of the XML: CBC has no integrity.)
+    let start = original.rfind("<CipherValue>").unwrap() + "<CipherValue>".len();
+    let end = original[start..].find("</CipherValue>").unwrap() + start;
+    let at = (start + end) / 2;
     let mut tampered = original.clone();
     let c = if &original[at..at + 1] == "A" {
         "B"
@@ -486,7 +490,11 @@ fn usage_errors_exit_2() {
         ),
         (
             vec!["decrypt", "--key-vault-kid", "not-a-kid", &r],
-            "not-a-kid",
+            if cfg!(feature = "azure") {
+                "not-a-kid"
+            } else {
+                "cargo feature `azure`"
+            },
         ),
         (vec!["decrypt", "--concurrency", "0", &r], "concurrency"),
         (
@@ -533,6 +541,10 @@ fn unreachable_and_malformed_stores() {
     let port = common::redis_server::free_port();
     let url = format!("redis://:hunter2-sekrit@127.0.0.1:{port}?key=ring");
     let started = std::time::Instant::now();
+    if !cfg!(feature = "redis") {
+        fails(&["inspect", &url], &dir, 2, &["cargo feature `redis`"]);
+        return;
+    }
     for args in [
         vec!["inspect", url.as_str()],
         vec!["decrypt", url.as_str()],
