@@ -348,3 +348,43 @@ fn local_keks_are_chosen_by_kid() {
     let run = run.expect(1);
     assert!(run.stderr.contains(kid), "{}", run.stderr);
 }
+
+/// DPAPI keys fail with the Windows-only message; unprotected keys decrypt to the value their
+/// file holds; exit 1 because one key failed.
+#[test]
+fn dpapi_keys_fail_with_the_windows_only_message() {
+    let dir = shared("vectors/aspnet/recognition");
+    let (run, rows) = decrypt_map(&[s(&dir)]);
+    let run = run.expect(1);
+    let dpapi = &rows["7b636973-76e8-49e3-961a-3c4b763a009d"];
+    assert_eq!(dpapi["status"], "error");
+    assert_eq!(dpapi["protection"], "dpapi");
+    assert!(
+        dpapi["error"]
+            .as_str()
+            .unwrap()
+            .contains("only Windows can decrypt it")
+    );
+    assert!(dpapi.get("master_key").is_none());
+    for id in [
+        "d17a439d-8228-4216-9ea5-16a5424a0788",
+        "de1dd770-8b81-4ff8-b8ff-d559b1c9eeef",
+    ] {
+        let text = std::fs::read_to_string(dir.join(format!("plain-key-{id}.xml"))).unwrap();
+        let value = text
+            .split("<value>")
+            .nth(1)
+            .unwrap()
+            .split("</value>")
+            .next()
+            .unwrap();
+        assert_eq!(rows[id]["status"], "ok");
+        assert_eq!(rows[id]["protection"], "none");
+        assert_eq!(rows[id]["master_key"].as_str().unwrap(), value.trim());
+    }
+    assert!(
+        run.stderr.contains("dpapi-ng"),
+        "the DPAPI-NG fragment is named: {}",
+        run.stderr
+    );
+}

@@ -738,3 +738,89 @@ fn base64_len(b64: &str) -> usize {
         .unwrap()
         .len()
 }
+
+/// A Redis password given through `env:NAME` never appears in output; rows name the store with
+/// `***` in its place.
+#[test]
+fn redis_passwords_are_redacted_everywhere() {
+    if !cfg!(feature = "redis") {
+        return;
+    }
+    let Some(server) = RedisServer::start(&["--requirepass", "s3cret-redis-pw"]) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let kek = tmp.path().join("kek.pem");
+    let out = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            s(&kek),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let url = format!(
+        "redis://:s3cret-redis-pw@127.0.0.1:{}?key=ring",
+        server.port
+    );
+    let local = format!("{KID}/1={}", s(&kek));
+    let with_env = |args: &[&str]| {
+        let mut c = cmd(args);
+        c.env("DPWRAP_TEST_RING", &url);
+        run_cmd(c)
+    };
+    let runs = [
+        with_env(&[
+            "key",
+            "new",
+            "env:DPWRAP_TEST_RING",
+            "--to-local-kek",
+            &local,
+            "--json",
+        ])
+        .expect(0),
+        with_env(&["inspect", "--json", "env:DPWRAP_TEST_RING"]).expect(0),
+        with_env(&[
+            "decrypt",
+            "--json",
+            "--local-kek",
+            s(&kek),
+            "env:DPWRAP_TEST_RING",
+        ])
+        .expect(0),
+        with_env(&[
+            "rewrap",
+            "env:DPWRAP_TEST_RING",
+            "--to-local-kek",
+            &local,
+            "--legacy-azure-type",
+            "--local-kek",
+            s(&kek),
+        ])
+        .expect(0),
+        // No material: the key fails, and the message names the store, redacted.
+        with_env(&["decrypt", "env:DPWRAP_TEST_RING"]).expect(1),
+    ];
+    for run in &runs {
+        assert!(
+            !run.stdout.contains("s3cret") && !run.stderr.contains("s3cret"),
+            "{run:?}"
+        );
+    }
+    let file = runs[0].json()[0]["file"].as_str().unwrap().to_owned();
+    assert!(file.starts_with("redis://:***@127.0.0.1:"), "{file}");
+    let row = &runs[2].json()[0];
+    assert_eq!(row["status"], "ok");
+    assert!(row["file"].as_str().unwrap().contains("***"), "{row}");
+    assert_eq!(runs[1].json()[0]["protection"], "azure-key-vault");
+    assert!(
+        runs[3].stdout.contains("rewrapped redis://:***@"),
+        "{}",
+        runs[3].stdout
+    );
+}
