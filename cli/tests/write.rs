@@ -582,6 +582,42 @@ fn copy_twice_adds_nothing_and_dry_runs_write_nothing() {
             .unwrap()
             .starts_with(&format!("{}#element ", s(&doc)))
     }));
+    // In place in the document: protect the unprotected keys, then re-wrap all to a local KEK.
+    let kek = format!("{KID}/3={}", c("c.key.pem"));
+    let run = dpwrap(["protect", "--to-local-kek", &kek, s(&doc)]).expect(0);
+    let unprotected = manifest
+        .values()
+        .filter(|(f, _)| f == "none" || f == "null")
+        .count();
+    assert_eq!(run.stdout.lines().count(), unprotected, "{}", run.stdout);
+    let (cc, ck) = (c("c.cert.pem"), c("c.key.pem"));
+    let old = [
+        "--cert",
+        cc.as_str(),
+        "--key",
+        ck.as_str(),
+        "--local-kek",
+        ck.as_str(),
+    ];
+    let mut args = vec!["rewrap", s(&doc), "--to-local-kek", &kek];
+    args.extend(old);
+    let run = dpwrap(&args).expect(0);
+    assert_eq!(
+        run.stdout.lines().count(),
+        manifest.len() - unprotected,
+        "{}",
+        run.stdout
+    );
+    let (run, rows) = decrypt_map(&["--local-kek", &kek, s(&doc)]);
+    run.expect(0);
+    assert_eq!(master_keys(&rows), expected(&manifest));
+    let view = tmp.path().join("doc-view");
+    dpwrap(["copy", s(&doc), s(&view)]).expect(0);
+    assert_eq!(
+        peer_keys(&peer, &view, &["--key", &ck]),
+        expected(&manifest),
+        "the peer reads the re-wrapped document"
+    );
 }
 
 #[test]
