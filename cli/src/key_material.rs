@@ -198,10 +198,10 @@ impl CertSource {
         }
     }
 
-    fn password_slot(&mut self) -> Option<&mut Option<PasswordSource>> {
+    fn password_slot(&mut self) -> &mut Option<PasswordSource> {
         match self {
             // A bundle's key may be encrypted as well.
-            CertSource::Pem { password, .. } | CertSource::Pfx { password, .. } => Some(password),
+            CertSource::Pem { password, .. } | CertSource::Pfx { password, .. } => password,
         }
     }
 }
@@ -285,12 +285,11 @@ fn pair_sources(matches: &ArgMatches) -> Outcome<(Vec<CertSource>, Option<Passwo
                     )));
                 };
                 let name = last.name();
-                if let Some(slot) = last.password_slot() {
-                    if slot.is_some() {
-                        return Err(Fail::usage(format!("two passwords are given for {name}")));
-                    }
-                    *slot = Some(p);
+                let slot = last.password_slot();
+                if slot.is_some() {
+                    return Err(Fail::usage(format!("two passwords are given for {name}")));
                 }
+                *slot = Some(p);
             }
         }
     }

@@ -388,3 +388,88 @@ fn dpapi_keys_fail_with_the_windows_only_message() {
         run.stderr
     );
 }
+
+/// An encrypted PKCS#8 key (made by openssl) takes the password option after its `--key`.
+#[test]
+fn encrypted_pem_keys_take_the_password_after_them() {
+    let expected = aspnet_expected();
+    let dir = shared("vectors/aspnet/dotnet-aspnetcore-trimming");
+    let tmp = tempfile::tempdir().unwrap();
+    let enc = tmp.path().join("enc.pem");
+    let out = std::process::Command::new("openssl")
+        .args([
+            "pkcs8",
+            "-topk8",
+            "-v2",
+            "aes-256-cbc",
+            "-passout",
+            "pass:pem-pass-9",
+            "-in",
+        ])
+        .arg(dir.join("TestCert-user-example-com.key.pem"))
+        .arg("-out")
+        .arg(&enc)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pfx_pw = tmp.path().join("pfx-pw");
+    std::fs::write(&pfx_pw, "password").unwrap();
+    let cert = dir.join("TestCert-user-example-com.cert.pem");
+    let key_file = dir.join(format!("key-{ASPNET_KEY}.xml"));
+    let run = |args: &[&str]| {
+        let mut c = cmd(["decrypt", "--json", "--reveal"]);
+        c.args(args).arg(&key_file).env("PEM_PW", "pem-pass-9");
+        run_cmd(c)
+    };
+    // Alone, and paired beside a PFX with its own password.
+    for args in [
+        vec![
+            "--cert",
+            s(&cert),
+            "--key",
+            s(&enc),
+            "--password-env",
+            "PEM_PW",
+        ],
+        vec![
+            "--pfx",
+            s(&dir.join("TestCert-user-example-com.pfx")),
+            "--password-file",
+            s(&pfx_pw),
+            "--cert",
+            s(&cert),
+            "--key",
+            s(&enc),
+            "--password-env",
+            "PEM_PW",
+        ],
+    ] {
+        let r = run(&args).expect(0);
+        assert_eq!(r.json()[0]["master_key"].as_str().unwrap(), expected);
+    }
+    // Without its password, or with the PFX's: a clear failure naming the key file.
+    let r = run(&["--cert", s(&cert), "--key", s(&enc)]).expect(1);
+    assert!(
+        r.stderr.contains("encrypted") && r.stderr.contains("enc.pem"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&[
+        "--cert",
+        s(&cert),
+        "--key",
+        s(&enc),
+        "--password-file",
+        s(&pfx_pw),
+    ])
+    .expect(1);
+    assert!(
+        r.stderr.contains("enc.pem") && !r.stderr.contains("pem-pass-9"),
+        "{}",
+        r.stderr
+    );
+}
