@@ -243,7 +243,23 @@ struct Backend {
     /// Whether the (resolved) location is for this kind.
     recognises: fn(&str) -> bool,
     /// Opens it.
-    open: fn(&str) -> Result<Box<dyn KeyStore>>,
+    open: fn(&str, &OpenOptions) -> Result<Box<dyn KeyStore>>,
+}
+
+/// How [`open_with`] sets up the stores it opens: the options of each kind of store (only the
+/// kinds built in have a field). The default is what [`open`] uses.
+#[non_exhaustive]
+#[derive(Clone, Debug, Default)]
+pub struct OpenOptions {
+    /// For `redis://` and `rediss://` locations.
+    #[cfg(feature = "redis")]
+    pub redis: RedisOptions,
+    /// For Azure blob locations.
+    #[cfg(feature = "azure")]
+    pub blob: BlobOptions,
+    /// For Key Vault secret locations.
+    #[cfg(feature = "azure")]
+    pub secret: SecretStoreOptions,
 }
 
 /// The store kinds recognised by URL, first match wins; anything else is a path.
@@ -253,37 +269,32 @@ fn backends() -> Vec<Backend> {
     #[cfg(feature = "redis")]
     out.push(Backend {
         recognises: redis::recognises,
-        open: |l| Ok(Box::new(RedisStore::open(l, RedisOptions::default())?)),
+        open: |l, o| Ok(Box::new(RedisStore::open(l, o.redis.clone())?)),
     });
     #[cfg(not(feature = "redis"))]
     out.push(Backend {
         recognises: |l| has_scheme(l, &["redis", "rediss"]),
-        open: |l| Err(not_built(l, "the Redis store", "redis")),
+        open: |l, _| Err(not_built(l, "the Redis store", "redis")),
     });
     #[cfg(feature = "azure")]
     out.push(Backend {
         recognises: blob::recognises,
-        open: |l| Ok(Box::new(BlobStore::open(l, BlobOptions::default())?)),
+        open: |l, o| Ok(Box::new(BlobStore::open(l, o.blob.clone())?)),
     });
     #[cfg(not(feature = "azure"))]
     out.push(Backend {
         recognises: is_azure_blob,
-        open: |l| Err(not_built(l, "the Azure Blob store", "azure")),
+        open: |l, _| Err(not_built(l, "the Azure Blob store", "azure")),
     });
     #[cfg(feature = "azure")]
     out.push(Backend {
         recognises: key_vault_secret::recognises,
-        open: |l| {
-            Ok(Box::new(KeyVaultSecretStore::open(
-                l,
-                SecretStoreOptions::default(),
-            )?))
-        },
+        open: |l, o| Ok(Box::new(KeyVaultSecretStore::open(l, o.secret.clone())?)),
     });
     #[cfg(not(feature = "azure"))]
     out.push(Backend {
         recognises: is_key_vault_secret,
-        open: |l| Err(not_built(l, "the Key Vault secret store", "azure")),
+        open: |l, _| Err(not_built(l, "the Key Vault secret store", "azure")),
     });
     out
 }
@@ -347,13 +358,19 @@ fn is_key_vault_secret(location: &str) -> bool {
 /// - a path ending in `.xml` (that is not a directory): the whole ring in one document;
 /// - any other path: a directory with one file per element.
 ///
-/// Nothing is read or connected until the store is used.
+/// Nothing is read or connected until the store is used. Each store gets its default options;
+/// [`open_with`] takes others.
 pub fn open(location: &str) -> Result<Box<dyn KeyStore>> {
+    open_with(location, &OpenOptions::default())
+}
+
+/// [`open`], with the options of each kind of store (credentials, transport, timeouts, pruning).
+pub fn open_with(location: &str, options: &OpenOptions) -> Result<Box<dyn KeyStore>> {
     let resolved = resolve(location)?;
     let resolved: &str = &resolved;
     for backend in backends() {
         if (backend.recognises)(resolved) {
-            return (backend.open)(resolved);
+            return (backend.open)(resolved, options);
         }
     }
     if let Some(scheme) = scheme_of(resolved) {

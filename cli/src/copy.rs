@@ -14,11 +14,16 @@ pub struct Args {
     /// List what would be added; write nothing.
     #[arg(long)]
     dry_run: bool,
+    #[command(flatten)]
+    write: stores::StoreWriteArgs,
+    #[command(flatten)]
+    connection: stores::ConnectionArgs,
 }
 
 pub async fn run(args: Args) -> Outcome<u8> {
-    let src = stores::open(&args.src, true)?;
-    let dest = stores::open(&args.dest, false)?;
+    let settings = stores::Settings::new(&args.connection)?;
+    let src = stores::open(&args.src, true, &settings)?;
+    let dest = stores::open(&args.dest, false, &settings.writing(&args.write)?)?;
     if src.only.is_some() || dest.only.is_some() {
         return Err(Fail::usage(
             "copy works on whole stores: give directories, ring documents or store URLs",

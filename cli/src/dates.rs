@@ -25,12 +25,17 @@ pub fn parse_date(option: &str, text: &str) -> Outcome<Timestamp> {
     Ok(Timestamp::from_datetime(parsed.datetime()))
 }
 
-/// A duration: `90d`, `12h`, `2w`, or a number of days.
+/// A key lifetime (`--lifetime`): see [`parse_duration`].
 pub fn parse_lifetime(text: &str) -> Outcome<time::Duration> {
+    parse_duration("--lifetime", text)
+}
+
+/// A duration: `90d`, `12h`, `2w`, or a number of days.
+pub fn parse_duration(option: &str, text: &str) -> Outcome<time::Duration> {
     let t = text.trim();
     let bad = || {
         Fail::usage(format!(
-            "--lifetime '{}' is not a duration; write 90d, 12h or 2w (at most {MAX_DAYS} days)",
+            "{option} '{}' is not a duration; write 90d, 12h or 2w (at most {MAX_DAYS} days)",
             t.chars().take(40).collect::<String>()
         ))
     };

@@ -1,7 +1,10 @@
 //! `dpwrap inspect`: what a ring holds, read without any key material.
 
+use dpwrap::Key;
+use dpwrap::authentication::{AuthenticationStatus, KeyProof};
 use serde_json::json;
 
+use crate::authentication::{Trust, TrustArgs, carries_proof};
 use crate::fail::Outcome;
 use crate::output::{Table, json_line};
 use crate::stores::{self, What};
@@ -15,10 +18,78 @@ pub struct Args {
     /// env:NAME naming any of these.
     #[arg(required = true, value_name = "STORE")]
     stores: Vec<String>,
+    #[command(flatten)]
+    trust: TrustArgs,
+    #[command(flatten)]
+    connection: stores::ConnectionArgs,
+}
+
+/// What `inspect` says about a key's proof: verified against the trusted certificates when some
+/// were given, else only whether it carries one (a malformed proof is invalid either way).
+enum Seen {
+    Checked(AuthenticationStatus),
+    Signed(String),
+    Unsigned,
+    Malformed,
+}
+
+impl Seen {
+    fn of(key: &Key, trust: &Trust) -> Seen {
+        if trust.verifies() {
+            return Seen::Checked(trust.status(key));
+        }
+        match KeyProof::of(key.element()) {
+            Ok(Some(p)) => Seen::Signed(p.signer),
+            Ok(None) => Seen::Unsigned,
+            Err(_) => Seen::Malformed,
+        }
+    }
+
+    /// The JSON value.
+    fn as_str(&self) -> &'static str {
+        match self {
+            Seen::Checked(s) => s.as_str(),
+            Seen::Signed(_) => "signed",
+            Seen::Unsigned => "unsigned",
+            Seen::Malformed => "invalid",
+        }
+    }
+
+    /// The table cell.
+    fn cell(&self) -> String {
+        match self {
+            Seen::Checked(s) => s.as_str().to_owned(),
+            Seen::Signed(_) => "signed (not verified)".to_owned(),
+            other => other.as_str().to_owned(),
+        }
+    }
+
+    /// Who signed, when the key says.
+    fn signer(&self) -> Option<&str> {
+        match self {
+            Seen::Checked(AuthenticationStatus::Verified(s))
+            | Seen::Checked(AuthenticationStatus::UntrustedSigner(s))
+            | Seen::Signed(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The status the policy applies to.
+    fn status(&self) -> AuthenticationStatus {
+        match self {
+            Seen::Checked(s) => s.clone(),
+            Seen::Malformed => AuthenticationStatus::Invalid,
+            // Without trusted signers nothing is required (Trust::new refuses that combination).
+            Seen::Signed(s) => AuthenticationStatus::UntrustedSigner(s.clone()),
+            Seen::Unsigned => AuthenticationStatus::Unsigned,
+        }
+    }
 }
 
 pub async fn run(args: Args) -> Outcome<u8> {
-    let rings = stores::read_rings(&args.stores).await?;
+    let mut trust = Trust::new(&args.trust, &[])?;
+    let settings = stores::Settings::new(&args.connection)?;
+    let rings = stores::read_rings(&args.stores, &settings).await?;
     let mut failed = false;
     let mut table = Table::new(vec![
         "FILE",
@@ -30,15 +101,32 @@ pub async fn run(args: Args) -> Outcome<u8> {
         "VALIDATION",
         "PROTECTION",
         "REVOKED",
+        "AUTHENTICATION",
     ]);
     for ring in &rings {
         let revocations = ring.revocations();
+        let ring_signed = ring.items.iter().any(|i| match &i.what {
+            What::Key(k) => carries_proof(k),
+            _ => false,
+        });
         for item in &ring.items {
             match &item.what {
                 What::Key(key) => {
                     let revocation = stores::revocation_for(key, &revocations);
+                    let seen = Seen::of(key, &trust);
+                    let verdict = trust.check(&seen.status(), key);
+                    match &verdict {
+                        Ok(()) if trust.verifies() => {
+                            trust.warn(&seen.status(), key, ring_signed, &item.file);
+                        }
+                        Ok(()) => {}
+                        Err(e) => {
+                            failed = true;
+                            crate::output::report(&item.file, &e.to_string());
+                        }
+                    }
                     if args.json {
-                        json_line(&json!({
+                        let mut value = json!({
                             "file": item.file,
                             "kind": "key",
                             "key_id": key.id().to_string(),
@@ -51,7 +139,14 @@ pub async fn run(args: Args) -> Outcome<u8> {
                             "decryptor_type": key.decryptor_type().map(|t| t.as_str()),
                             "revoked": revocation.is_some(),
                             "revocation_reason": revocation.and_then(|r| r.reason()),
-                        }));
+                            "authentication": seen.as_str(),
+                            "signer": seen.signer(),
+                        });
+                        if let (Err(e), Some(map)) = (&verdict, value.as_object_mut()) {
+                            map.insert("error".into(), json!(e.to_string()));
+                            map.insert("error_kind".into(), json!(e.kind().as_str()));
+                        }
+                        json_line(&value);
                     } else {
                         table.row(vec![
                             item.file.clone(),
@@ -68,6 +163,7 @@ pub async fn run(args: Args) -> Outcome<u8> {
                                 }
                                 None => "no".to_owned(),
                             },
+                            seen.cell(),
                         ]);
                     }
                 }
@@ -91,6 +187,7 @@ pub async fn run(args: Args) -> Outcome<u8> {
                             "-".into(),
                             "-".into(),
                             f.protection.to_string(),
+                            "-".into(),
                             "-".into(),
                         ]);
                     }

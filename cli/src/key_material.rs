@@ -64,25 +64,13 @@ pub struct KeyMaterialArgs {
     /// file names (version as written).
     #[arg(long = "key-vault-kid", value_name = "KID")]
     pub key_vault_kid: Vec<String>,
-    /// The Azure credential for Key Vault (default: chosen from the environment, as
-    /// DefaultAzureCredential does).
-    #[arg(long = "credential", value_name = "KIND", value_parser = [
-        "managed-identity", "workload-identity", "client-secret", "client-certificate",
-        "azure-cli", "azure-developer-cli", "chain",
-    ])]
-    pub credential: Option<String>,
-    /// Trust only this CA (PEM) for Key Vault and the token endpoint: for a local test vault.
-    #[arg(
-        long = "key-vault-ca",
-        value_name = "PEM",
-        env = "DPWRAP_KEY_VAULT_CA",
-        hide = true
-    )]
-    pub key_vault_ca: Option<PathBuf>,
     /// Decrypt (and re-protect) at most N keys at once.
     #[arg(long = "concurrency", value_name = "N", default_value_t = 8,
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
+    /// How to reach Key Vault and the Azure stores.
+    #[command(flatten)]
+    pub connection: crate::stores::ConnectionArgs,
 }
 
 /// Where a password comes from.
@@ -153,11 +141,15 @@ pub fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
-/// The values of `id` with their positions on the command line.
+/// The values of `id` with their positions on the command line (none when the command has no
+/// such option).
 pub fn indexed<T: Clone + Send + Sync + 'static>(
     matches: &ArgMatches,
     id: &str,
 ) -> Vec<(usize, T)> {
+    if matches.try_contains_id(id).is_err() {
+        return Vec::new();
+    }
     let values: Vec<T> = matches
         .get_many::<T>(id)
         .map(|v| v.cloned().collect())
@@ -169,18 +161,21 @@ pub fn indexed<T: Clone + Send + Sync + 'static>(
     indices.into_iter().zip(values).collect()
 }
 
-/// One certificate source, with its password once paired.
+/// One certificate source, with its password once paired. `signer`: given with `--sign-with`
+/// (`--sign-key`) or `--sign-with-pfx`, to sign what is written rather than to decrypt.
 #[derive(Debug)]
 enum CertSource {
     Pem {
         cert: PathBuf,
         key: Option<PathBuf>,
         password: Option<PasswordSource>,
+        signer: bool,
     },
     Pfx {
         path: PathBuf,
         base64: bool,
         password: Option<PasswordSource>,
+        signer: bool,
     },
 }
 
@@ -188,13 +183,40 @@ impl CertSource {
     fn name(&self) -> String {
         match self {
             CertSource::Pem {
-                cert, key: None, ..
+                cert,
+                key: None,
+                signer: false,
+                ..
             } => format!("--cert {}", cert.display()),
-            CertSource::Pem { key: Some(key), .. } => format!("--key {}", key.display()),
+            CertSource::Pem {
+                cert,
+                key: None,
+                signer: true,
+                ..
+            } => format!("--sign-with {}", cert.display()),
+            CertSource::Pem {
+                key: Some(key),
+                signer: false,
+                ..
+            } => format!("--key {}", key.display()),
+            CertSource::Pem {
+                key: Some(key),
+                signer: true,
+                ..
+            } => format!("--sign-key {}", key.display()),
             CertSource::Pfx {
                 path, base64: true, ..
             } => format!("--pfx-base64-file {}", path.display()),
+            CertSource::Pfx {
+                path, signer: true, ..
+            } => format!("--sign-with-pfx {}", path.display()),
             CertSource::Pfx { path, .. } => format!("--pfx {}", path.display()),
+        }
+    }
+
+    fn is_signer(&self) -> bool {
+        match self {
+            CertSource::Pem { signer, .. } | CertSource::Pfx { signer, .. } => *signer,
         }
     }
 
@@ -209,31 +231,46 @@ impl CertSource {
 /// Pairs certificates with keys and passwords in command-line order.
 fn pair_sources(matches: &ArgMatches) -> Outcome<(Vec<CertSource>, Option<PasswordSource>)> {
     enum Ev {
-        Cert(PathBuf),
-        Key(PathBuf),
-        Pfx(PathBuf, bool),
+        Cert(PathBuf, bool),
+        Key(PathBuf, bool),
+        Pfx(PathBuf, bool, bool),
         Password(PasswordSource),
     }
     let mut events: Vec<(usize, Ev)> = Vec::new();
     events.extend(
         indexed::<PathBuf>(matches, "cert")
             .into_iter()
-            .map(|(i, p)| (i, Ev::Cert(p))),
+            .map(|(i, p)| (i, Ev::Cert(p, false))),
     );
     events.extend(
         indexed::<PathBuf>(matches, "key")
             .into_iter()
-            .map(|(i, p)| (i, Ev::Key(p))),
+            .map(|(i, p)| (i, Ev::Key(p, false))),
     );
     events.extend(
         indexed::<PathBuf>(matches, "pfx")
             .into_iter()
-            .map(|(i, p)| (i, Ev::Pfx(p, false))),
+            .map(|(i, p)| (i, Ev::Pfx(p, false, false))),
     );
     events.extend(
         indexed::<PathBuf>(matches, "pfx_base64_file")
             .into_iter()
-            .map(|(i, p)| (i, Ev::Pfx(p, true))),
+            .map(|(i, p)| (i, Ev::Pfx(p, true, false))),
+    );
+    events.extend(
+        indexed::<PathBuf>(matches, "sign_with")
+            .into_iter()
+            .map(|(i, p)| (i, Ev::Cert(p, true))),
+    );
+    events.extend(
+        indexed::<PathBuf>(matches, "sign_key")
+            .into_iter()
+            .map(|(i, p)| (i, Ev::Key(p, true))),
+    );
+    events.extend(
+        indexed::<PathBuf>(matches, "sign_with_pfx")
+            .into_iter()
+            .map(|(i, p)| (i, Ev::Pfx(p, false, true))),
     );
     events.extend(
         indexed::<String>(matches, "password_env")
@@ -255,15 +292,24 @@ fn pair_sources(matches: &ArgMatches) -> Outcome<(Vec<CertSource>, Option<Passwo
     let mut single = None;
     for (_, ev) in events {
         match ev {
-            Ev::Cert(cert) => sources.push(CertSource::Pem {
+            Ev::Cert(cert, signer) => sources.push(CertSource::Pem {
                 cert,
                 key: None,
                 password: None,
+                signer,
             }),
-            Ev::Key(path) => match sources.last_mut() {
+            Ev::Key(path, for_signer) => match sources.last_mut() {
                 Some(CertSource::Pem {
-                    key: key @ None, ..
-                }) => *key = Some(path),
+                    key: key @ None,
+                    signer,
+                    ..
+                }) if *signer == for_signer => *key = Some(path),
+                _ if for_signer => {
+                    return Err(Fail::usage(format!(
+                        "--sign-key {} must come right after the --sign-with it belongs to",
+                        path.display()
+                    )));
+                }
                 _ => {
                     return Err(Fail::usage(format!(
                         "--key {} must come right after the --cert it belongs to",
@@ -271,16 +317,17 @@ fn pair_sources(matches: &ArgMatches) -> Outcome<(Vec<CertSource>, Option<Passwo
                     )));
                 }
             },
-            Ev::Pfx(path, base64) => sources.push(CertSource::Pfx {
+            Ev::Pfx(path, base64, signer) => sources.push(CertSource::Pfx {
                 path,
                 base64,
                 password: None,
+                signer,
             }),
             Ev::Password(p) if password_count == 1 => single = Some(p),
             Ev::Password(p) => {
                 let Some(last) = sources.last_mut() else {
                     return Err(Fail::usage(format!(
-                        "{} comes before any --pfx, --pfx-base64-file or --key it could be the password of",
+                        "{} comes before any --pfx, --pfx-base64-file, --key, --sign-with-pfx or --sign-key it could be the password of",
                         p.describe()
                     )));
                 };
@@ -328,6 +375,9 @@ pub fn load_local_kek(kid: Option<&str>, path: &Path) -> Outcome<LocalKek> {
 pub struct KeyMaterial {
     /// Certificates with their private keys.
     pub certificates: Vec<Arc<CertificateWithKey>>,
+    /// The certificate that signs what is written (`--sign-with`, `--sign-with-pfx`), kept apart
+    /// from the certificates that decrypt.
+    pub signer: Option<Arc<CertificateWithKey>>,
     /// Local key-encryption keys.
     pub local_keks: Vec<LocalKek>,
     /// Key Vault access.
@@ -347,12 +397,15 @@ impl KeyMaterial {
             None => None,
         };
         let mut certificates = Vec::new();
+        let mut signer = None;
         for source in sources {
+            let is_signer = source.is_signer();
             let cert = match source {
                 CertSource::Pem {
                     cert,
                     key,
                     password,
+                    ..
                 } => {
                     let password = match password {
                         Some(p) => Some(p.read()?),
@@ -364,12 +417,12 @@ impl KeyMaterial {
                         None => CertificateWithKey::from_pem_bundle_file(&cert, password).map_err(
                             |e| {
                                 if e.message().contains("no private key found") {
-                                    dpwrap::Error::new(
-                                        e.kind(),
-                                        format!(
-                                            "{e}; give the certificate's private key with --key K.pem after --cert"
-                                        ),
-                                    )
+                                    let hint = if is_signer {
+                                        "signing needs the certificate's private key: give it with --sign-key K.pem after --sign-with"
+                                    } else {
+                                        "give the certificate's private key with --key K.pem after --cert"
+                                    };
+                                    dpwrap::Error::new(e.kind(), format!("{e}; {hint}"))
                                 } else {
                                     e
                                 }
@@ -381,6 +434,7 @@ impl KeyMaterial {
                     path,
                     base64,
                     password,
+                    ..
                 } => {
                     let password = match password {
                         Some(p) => p.read()?,
@@ -396,7 +450,11 @@ impl KeyMaterial {
                     }
                 }
             }?;
-            certificates.push(Arc::new(cert));
+            if is_signer {
+                signer = Some(Arc::new(cert));
+            } else {
+                certificates.push(Arc::new(cert));
+            }
         }
 
         let mut local_keks = Vec::new();
@@ -416,6 +474,7 @@ impl KeyMaterial {
         }
         Ok(KeyMaterial {
             certificates,
+            signer,
             local_keks,
             vaults,
             concurrency: usize::from(args.concurrency),

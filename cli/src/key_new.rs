@@ -7,6 +7,7 @@ use dpwrap::new_key::{MASTER_KEY_LEN, NewKey};
 use dpwrap::store::Addition;
 use serde_json::json;
 
+use crate::authentication::{SignArgs, signer};
 use crate::dates::{parse_date, parse_lifetime};
 use crate::fail::{Fail, Outcome};
 use crate::key_material::{KeyMaterial, KeyMaterialArgs};
@@ -31,6 +32,10 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
+    sign: SignArgs,
+    #[command(flatten)]
+    write: stores::StoreWriteArgs,
+    #[command(flatten)]
     material: KeyMaterialArgs,
 }
 
@@ -42,7 +47,9 @@ pub async fn run(args: Args, matches: &ArgMatches) -> Outcome<u8> {
     let lifetime = parse_lifetime(&args.lifetime)?;
     let mut material = KeyMaterial::load(&args.material, matches)?;
     let target = args.target.build(matches, &mut material, false)?;
-    let opened = stores::open(&args.store, false)?;
+    let signer = signer(&args.sign, &material)?;
+    let settings = stores::Settings::new(&args.material.connection)?.writing(&args.write)?;
+    let opened = stores::open(&args.store, false, &settings)?;
     if opened.only.is_some() {
         return Err(Fail::usage(format!(
             "{}: key new adds to a store: give its directory, ring document or URL, not one of its files",
@@ -51,7 +58,10 @@ pub async fn run(args: Args, matches: &ArgMatches) -> Outcome<u8> {
     }
     let key = NewKey::new(activation, lifetime)?;
     let master = MasterKey::generate(MASTER_KEY_LEN)?;
-    let element = key.protect(&master, target.encryptor()).await?;
+    let mut element = key.protect(&master, target.encryptor()).await?;
+    if let Some(signer) = &signer {
+        signer.sign(&mut element).await?;
+    }
     // Verified with whatever private material the target has: all of it for Key Vault and local
     // KEKs, the certificates whose private keys were given.
     target.verify(&element, &master).await?;

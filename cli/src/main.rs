@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+mod authentication;
 mod cert_new;
 mod copy;
 mod dates;

@@ -2,6 +2,7 @@
 
 use clap::ArgMatches;
 
+use crate::authentication::{SignArgs, signer};
 use crate::fail::{Fail, Outcome};
 use crate::key_material::{KeyMaterial, KeyMaterialArgs};
 use crate::reprotect::{Reprotector, in_place};
@@ -15,6 +16,10 @@ pub struct Args {
     /// List what would be protected; write nothing.
     #[arg(long)]
     dry_run: bool,
+    #[command(flatten)]
+    sign: SignArgs,
+    #[command(flatten)]
+    write: stores::StoreWriteArgs,
     #[command(flatten)]
     material: KeyMaterialArgs,
     /// Stores (or single key files) whose unprotected keys are protected in place.
@@ -30,10 +35,12 @@ pub async fn run(args: Args, matches: &ArgMatches) -> Outcome<u8> {
         target,
         only_unprotected: true,
         concurrency: material.concurrency,
+        signer: signer(&args.sign, &material)?,
     };
+    let settings = stores::Settings::new(&args.material.connection)?.writing(&args.write)?;
     let mut failed = false;
     for location in &args.stores {
-        let result = match stores::open(location, true) {
+        let result = match stores::open(location, true, &settings) {
             Ok(opened) => in_place(
                 &opened,
                 &reprotector,

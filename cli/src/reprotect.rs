@@ -13,6 +13,7 @@ use dpwrap::store::{Addition, Change, StoredElement, friendly_name_of};
 use dpwrap::xml::{Element, NS_DP, Name, Node};
 use dpwrap::{Decryptors, Key, Protection, SecretElement};
 
+use crate::authentication::{Signer, strip_proof};
 use crate::fail::{Fail, Outcome};
 use crate::stores::Opened;
 use crate::target::Target;
@@ -27,6 +28,8 @@ pub struct Reprotector {
     pub only_unprotected: bool,
     /// Keys re-protected at once.
     pub concurrency: usize,
+    /// Signs every key written (`--sign-with`).
+    pub signer: Option<Signer>,
 }
 
 /// What happens to one element.
@@ -52,7 +55,9 @@ impl Reprotector {
         if self.only_unprotected && !key.protection().is_unprotected() {
             return Ok(Plan::Leave);
         }
-        if self.target.already_protects(&key) {
+        // With a signer, a key protected as wanted but not signed by it is written again, signed.
+        if self.target.already_protects(&key) && self.signer.as_ref().is_none_or(|s| s.signed(&key))
+        {
             return Ok(Plan::Leave);
         }
         Ok(Plan::Reprotect {
@@ -87,6 +92,13 @@ impl Reprotector {
         let descriptor = key.decrypt_descriptor(&self.read).await?;
         let master = master_key_of(descriptor.expose())?;
         let mut clear = SecretElement::new(key.element().clone());
+        // The proof covers the ciphertext: re-protected, the key is signed again or not at all.
+        if strip_proof(clear.expose_mut()) && self.signer.is_none() {
+            eprintln!(
+                "dpwrap: warning: key {} was authenticated; re-protected without --sign-with it no longer is (readers that require authenticated keys will refuse it)",
+                key.id()
+            );
+        }
         let path = inner_descriptor_path(clear.expose()).ok_or_else(|| {
             dpwrap::Error::new(dpwrap::ErrorKind::Format, "the key has no descriptor")
         })?;
@@ -99,7 +111,7 @@ impl Reprotector {
         if !has_secrets_to_encrypt(clear.expose()) {
             mark_master_keys(clear.expose_mut());
         }
-        let new = envelope::encrypt_if_necessary(self.target.encryptor(), clear.expose())
+        let mut new = envelope::encrypt_if_necessary(self.target.encryptor(), clear.expose())
             .await?
             .ok_or_else(|| {
                 dpwrap::Error::new(
@@ -107,6 +119,9 @@ impl Reprotector {
                     "the key's descriptor has no master key to protect",
                 )
             })?;
+        if let Some(signer) = &self.signer {
+            signer.sign(&mut new).await?;
+        }
         self.target.verify(&new, &master).await?;
         Ok(new)
     }

@@ -22,6 +22,10 @@ pub struct Args {
     /// Why (stored in the revocation).
     #[arg(long, value_name = "TEXT")]
     reason: Option<String>,
+    #[command(flatten)]
+    write: stores::StoreWriteArgs,
+    #[command(flatten)]
+    connection: stores::ConnectionArgs,
 }
 
 pub async fn run(args: Args) -> Outcome<u8> {
@@ -40,7 +44,8 @@ pub async fn run(args: Args) -> Outcome<u8> {
         }
         _ => return Err(Fail::usage("give either KEY_ID or --all-before DATE")),
     };
-    let opened = stores::open(&args.store, true)?;
+    let settings = stores::Settings::new(&args.connection)?.writing(&args.write)?;
+    let opened = stores::open(&args.store, true, &settings)?;
     if opened.only.is_some() {
         return Err(Fail::usage(format!(
             "{}: revoke adds to a store: give its directory, ring document or URL, not one of its files",

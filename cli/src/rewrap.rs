@@ -3,6 +3,7 @@
 
 use clap::ArgMatches;
 
+use crate::authentication::{SignArgs, signer};
 use crate::fail::Outcome;
 use crate::key_material::{KeyMaterial, KeyMaterialArgs};
 use crate::reprotect::{Reprotector, in_place, to_store};
@@ -24,6 +25,10 @@ pub struct Args {
     #[command(flatten)]
     target: TargetArgs,
     #[command(flatten)]
+    sign: SignArgs,
+    #[command(flatten)]
+    write: stores::StoreWriteArgs,
+    #[command(flatten)]
     material: KeyMaterialArgs,
 }
 
@@ -35,8 +40,15 @@ pub async fn run(args: Args, matches: &ArgMatches) -> Outcome<u8> {
         target,
         only_unprotected: false,
         concurrency: material.concurrency,
+        signer: signer(&args.sign, &material)?,
     };
-    let src = stores::open(&args.src, true)?;
+    let settings = stores::Settings::new(&args.material.connection)?.writing(&args.write)?;
+    let src_settings = if args.out.is_some() {
+        settings.reading()
+    } else {
+        settings.clone()
+    };
+    let src = stores::open(&args.src, true, &src_settings)?;
     let verb = if args.dry_run {
         "would rewrap"
     } else {
@@ -55,7 +67,7 @@ pub async fn run(args: Args, matches: &ArgMatches) -> Outcome<u8> {
             );
         }
         Some(out) => {
-            let dest = stores::open(out, false)?;
+            let dest = stores::open(out, false, &settings)?;
             let s = to_store(&src, &dest, &reprotector, args.dry_run)
                 .await
                 .map_err(|e| e.note("nothing was written"))?;

@@ -13,6 +13,144 @@ use dpwrap::{Key, Revocation};
 
 use crate::fail::{Fail, Outcome};
 
+/// How to reach the Azure stores and Key Vault: the same for every command.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Azure")]
+pub struct ConnectionArgs {
+    /// The Azure credential for Key Vault and the Azure stores (default: chosen from the
+    /// environment, as DefaultAzureCredential does). A SAS in a blob URL needs none.
+    #[arg(long = "credential", value_name = "KIND", value_parser = [
+        "managed-identity", "workload-identity", "client-secret", "client-certificate",
+        "azure-cli", "azure-developer-cli", "chain",
+    ])]
+    pub credential: Option<String>,
+    /// Trust only this CA (PEM) for Key Vault, the Azure stores and the token endpoint: for a
+    /// local test vault or emulator.
+    #[arg(
+        long = "key-vault-ca",
+        value_name = "PEM",
+        env = "DPWRAP_KEY_VAULT_CA",
+        hide = true
+    )]
+    pub key_vault_ca: Option<PathBuf>,
+}
+
+/// Options of the commands that write to stores.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Stores written")]
+pub struct StoreWriteArgs {
+    /// Key Vault secret stores only: on every write, remove keys that expired more than
+    /// DURATION ago (90d, 12h, 2w) and the revocations that no longer apply to any key. Without
+    /// it nothing is ever removed.
+    #[arg(long = "prune-older-than", value_name = "DURATION")]
+    pub prune_older_than: Option<String>,
+}
+
+/// What opening a store needs besides its location.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// A CA to trust instead of the platform's roots (`--key-vault-ca`).
+    ca: Option<Vec<u8>>,
+    /// The credential kind (`--credential`).
+    credential: Option<String>,
+    /// `--prune-older-than`, for the stores written.
+    prune_older_than: Option<time::Duration>,
+}
+
+impl Settings {
+    /// The settings the connection options give.
+    pub fn new(connection: &ConnectionArgs) -> Outcome<Settings> {
+        let ca = match &connection.key_vault_ca {
+            Some(p) => Some(crate::vault::read_ca(p)?),
+            None => None,
+        };
+        Ok(Settings {
+            ca,
+            credential: connection.credential.clone(),
+            prune_older_than: None,
+        })
+    }
+
+    /// These settings for stores that are written, with the write options.
+    pub fn writing(mut self, write: &StoreWriteArgs) -> Outcome<Settings> {
+        self.prune_older_than = match &write.prune_older_than {
+            Some(d) => Some(crate::dates::parse_duration("--prune-older-than", d)?),
+            None => None,
+        };
+        Ok(self)
+    }
+
+    /// These settings for stores that are only read (never pruned).
+    pub fn reading(&self) -> Settings {
+        Settings {
+            prune_older_than: None,
+            ..self.clone()
+        }
+    }
+
+    /// The store options for the (resolved) location.
+    fn options(&self, location: &str) -> Outcome<store::OpenOptions> {
+        if self.prune_older_than.is_some() && !is_key_vault_secret(location) {
+            return Err(Fail::usage(format!(
+                "--prune-older-than applies to Key Vault secret stores only (https://VAULT.vault.azure.net/secrets/NAME), not to {}",
+                store::redact(location)
+            )));
+        }
+        #[allow(unused_mut)]
+        let mut options = store::OpenOptions::default();
+        #[cfg(feature = "azure")]
+        if has_scheme(location) && !is_redis(location) {
+            self.azure_options(location, &mut options)?;
+        }
+        Ok(options)
+    }
+
+    #[cfg(feature = "azure")]
+    fn azure_options(&self, location: &str, options: &mut store::OpenOptions) -> Outcome<()> {
+        use dpwrap::azure::transport::TransportOptions;
+        let transport = TransportOptions {
+            trusted_roots_pem: self.ca.clone(),
+            ..TransportOptions::default()
+        };
+        if self.credential.is_some() || self.ca.is_some() {
+            let credential =
+                crate::vault::credential_config(self.credential.as_deref(), &transport)?
+                    .build()
+                    .map_err(config)?;
+            options.blob.credential = Some(std::sync::Arc::clone(&credential));
+            options.secret.credential = Some(credential);
+        }
+        options.blob.transport = transport.clone();
+        options.secret.key_vault.transport = transport;
+        // A local vault is reached by IP address, which its challenge cannot name.
+        options.secret.key_vault.verify_challenge_resource = !crate::vault::is_loopback(location);
+        options.secret.prune_older_than = self.prune_older_than;
+        Ok(())
+    }
+}
+
+/// Whether a location is a Redis URL.
+#[cfg_attr(not(feature = "azure"), allow(dead_code))]
+fn is_redis(location: &str) -> bool {
+    location
+        .split_once("://")
+        .is_some_and(|(s, _)| s.eq_ignore_ascii_case("redis") || s.eq_ignore_ascii_case("rediss"))
+}
+
+/// Whether a location names a Key Vault secret (as the library recognises one).
+fn is_key_vault_secret(location: &str) -> bool {
+    let Some((scheme, rest)) = location.split_once("://") else {
+        return false;
+    };
+    if scheme.eq_ignore_ascii_case("kvsecret+https") {
+        return true;
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    let host = host.split(':').next().unwrap_or("").to_ascii_lowercase();
+    scheme.eq_ignore_ascii_case("https") && host.ends_with(".vault.azure.net")
+}
+
 /// How the elements of a store are named in output.
 #[derive(Debug, Clone)]
 pub enum Naming {
@@ -101,10 +239,11 @@ fn config(e: dpwrap::Error) -> Fail {
 
 /// Opens a store. With `must_exist`, a local path that does not exist is an error (a store read
 /// from); otherwise it is created on the first write (a destination).
-pub fn open(location: &str, must_exist: bool) -> Outcome<Opened> {
+pub fn open(location: &str, must_exist: bool, settings: &Settings) -> Outcome<Opened> {
     let resolved = store::resolve(location).map_err(config)?;
+    let options = settings.options(&resolved)?;
     if has_scheme(&resolved) {
-        let store = store::open(&resolved).map_err(config)?;
+        let store = store::open_with(&resolved, &options).map_err(config)?;
         let naming = Naming::Location(store.describe());
         return Ok(Opened {
             store,
@@ -226,11 +365,12 @@ fn classify(element: dpwrap::xml::Element, path: Option<&Path>) -> What {
 /// files together (a revocation file given beside its key file applies to it). A store that
 /// cannot be read is one failed item; a location that is wrong on its face (an unset `env:`
 /// variable, an unknown scheme) is a usage error.
-pub async fn read_rings(locations: &[String]) -> Outcome<Vec<Ring>> {
+pub async fn read_rings(locations: &[String], settings: &Settings) -> Outcome<Vec<Ring>> {
+    let settings = settings.reading();
     let mut rings = Vec::new();
     let mut loose = Vec::new();
     for location in locations {
-        let opened = match open(location, true) {
+        let opened = match open(location, true, &settings) {
             Ok(o) => o,
             Err(Fail::Usage(m)) => return Err(Fail::Usage(m)),
             Err(Fail::Run(m)) => {

@@ -8,11 +8,13 @@ use dpwrap::azure::KeyEncryptionKeyResolver;
 
 use crate::fail::{Fail, Outcome};
 use crate::key_material::{KeyMaterialArgs, io_reason};
+use crate::stores::ConnectionArgs;
 
 /// Largest CA file read (1 MiB).
 const MAX_CA_FILE: u64 = 1024 * 1024;
 
-fn read_ca(path: &Path) -> Outcome<Vec<u8>> {
+/// Reads a CA file (`--key-vault-ca`).
+pub fn read_ca(path: &Path) -> Outcome<Vec<u8>> {
     use std::io::Read as _;
     let unreadable = |why: String| {
         Fail::usage(format!(
@@ -33,7 +35,7 @@ fn read_ca(path: &Path) -> Outcome<Vec<u8>> {
 
 /// Whether the URL's host is a loopback address (a local test vault, reached by IP address).
 #[cfg_attr(not(feature = "azure"), allow(dead_code))]
-fn is_loopback(url: &str) -> bool {
+pub fn is_loopback(url: &str) -> bool {
     let Some((_, rest)) = url.split_once("://") else {
         return false;
     };
@@ -76,6 +78,7 @@ mod imp {
     impl Vaults {
         /// No vault yet; `args` gives the credential and CA options.
         pub fn new(args: &KeyMaterialArgs) -> Outcome<Vaults> {
+            let args: &ConnectionArgs = &args.connection;
             let ca = match &args.key_vault_ca {
                 Some(p) => Some(read_ca(p)?),
                 None => None,
@@ -95,19 +98,13 @@ mod imp {
 
         fn factory(&mut self) -> Outcome<&Factory> {
             if self.factory.is_none() {
-                let mut config = CredentialConfig::from_env().map_err(setup_error)?;
-                if let Some(name) = &self.credential {
-                    let name = if name == "chain" {
-                        "auto"
-                    } else {
-                        name.as_str()
-                    };
-                    config.kind = CredentialKind::from_name(name);
-                }
-                config.transport = TransportOptions {
-                    trusted_roots_pem: self.ca.clone(),
-                    ..TransportOptions::default()
-                };
+                let config = credential_config(
+                    self.credential.as_deref(),
+                    &TransportOptions {
+                        trusted_roots_pem: self.ca.clone(),
+                        ..TransportOptions::default()
+                    },
+                )?;
                 let credential = config.build().map_err(setup_error)?;
                 self.factory = Some(Box::new(move |url, options| {
                     KeyVaultClient::new(url, Arc::clone(&credential), options)
@@ -164,6 +161,21 @@ mod imp {
         }
     }
 
+    /// The credential configuration: the environment's, with the kind `--credential` names, the
+    /// token endpoint reached through `transport`.
+    pub fn credential_config(
+        credential: Option<&str>,
+        transport: &TransportOptions,
+    ) -> Outcome<CredentialConfig> {
+        let mut config = CredentialConfig::from_env().map_err(setup_error)?;
+        if let Some(name) = credential {
+            let name = if name == "chain" { "auto" } else { name };
+            config.kind = CredentialKind::from_name(name);
+        }
+        config.transport = transport.clone();
+        Ok(config)
+    }
+
     /// `scheme://authority` of a kid.
     fn origin(kid: &str) -> Option<String> {
         let kid = kid.trim();
@@ -186,6 +198,7 @@ mod imp {
     impl Vaults {
         /// Checks that no Azure option was given.
         pub fn new(args: &KeyMaterialArgs) -> Outcome<Vaults> {
+            let args: &ConnectionArgs = &args.connection;
             if let Some(p) = &args.key_vault_ca {
                 read_ca(p)?;
             }

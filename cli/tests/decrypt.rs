@@ -45,6 +45,8 @@ fn the_real_aspnet_key_decrypts_to_its_known_master_key() {
     assert_eq!(row["master_key"].as_str().unwrap(), expected);
     assert_eq!(row["protection"], "certificate");
     assert_eq!(row["revoked"], false);
+    // ASP.NET does not sign keys.
+    assert_eq!(row["authentication"], "unsigned");
     assert!(
         row["file"]
             .as_str()
@@ -63,6 +65,7 @@ fn the_real_aspnet_key_decrypts_to_its_known_master_key() {
     assert_eq!(
         fields,
         [
+            "authentication",
             "file",
             "key_id",
             "master_key",
