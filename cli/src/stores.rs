@@ -50,8 +50,10 @@ pub struct StoreWriteArgs {
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
     /// A CA to trust instead of the platform's roots (`--key-vault-ca`).
+    #[cfg_attr(not(feature = "azure"), allow(dead_code))]
     ca: Option<Vec<u8>>,
     /// The credential kind (`--credential`).
+    #[cfg_attr(not(feature = "azure"), allow(dead_code))]
     credential: Option<String>,
     /// `--prune-older-than`, for the stores written.
     prune_older_than: Option<time::Duration>,
