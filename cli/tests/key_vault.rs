@@ -4,54 +4,8 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
+use common::local_vault::start;
 use common::*;
-use dpwrap::testing::LocalKeyVault;
-use dpwrap::testing::key_vault::TENANT;
-
-const CLIENT_ID: &str = "0a1b2c3d-1111-2222-3333-444455556666";
-const CLIENT_SECRET: &str = "local-vault-client-secret";
-
-struct Vault {
-    vault: LocalKeyVault,
-    ca: std::path::PathBuf,
-    // The server runs on this runtime's threads while the tests run the binary.
-    _rt: tokio::runtime::Runtime,
-}
-
-fn start(dir: &Path) -> Vault {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let vault = rt.block_on(LocalKeyVault::start()).unwrap();
-    vault.require_issued_tokens(true);
-    vault.add_client_secret(CLIENT_ID, CLIENT_SECRET);
-    let ca = dir.join("vault-ca.pem");
-    std::fs::write(&ca, vault.ca_pem()).unwrap();
-    Vault { vault, ca, _rt: rt }
-}
-
-impl Vault {
-    /// `dpwrap ARGS` with the client-secret credential of the local vault.
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = cmd(args);
-        c.args(["--credential", "client-secret"])
-            .env("AZURE_TENANT_ID", TENANT)
-            .env("AZURE_CLIENT_ID", CLIENT_ID)
-            .env("AZURE_CLIENT_SECRET", CLIENT_SECRET)
-            .env("AZURE_AUTHORITY_HOST", self.vault.authority_host())
-            .env("DPWRAP_KEY_VAULT_CA", &self.ca);
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        run_cmd(self.cmd(args))
-    }
-}
 
 /// The master keys `decrypt --json --reveal` gives (key id → base64), and the rows.
 fn decrypted(run: &Run) -> std::collections::BTreeMap<String, String> {

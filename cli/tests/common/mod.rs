@@ -4,6 +4,8 @@
 
 #[path = "../../../tests/common/interop.rs"]
 pub mod interop;
+#[cfg(feature = "azure")]
+pub mod local_vault;
 #[path = "../../../tests/common/redis_server.rs"]
 pub mod redis_server;
 
