@@ -24,19 +24,36 @@ impl Fail {
         Fail::Run(message.into())
     }
 
-    /// Prefixes the message with `context` (`context: message`).
+    /// Prefixes the message with `context` (`context: message`), unless it already starts with
+    /// it (store errors name their store themselves).
     pub fn context(self, context: impl fmt::Display) -> Fail {
+        let context = context.to_string();
+        let prefix = |m: String| {
+            if m.starts_with(&context) {
+                m
+            } else {
+                format!("{context}: {m}")
+            }
+        };
         match self {
-            Fail::Usage(m) => Fail::Usage(format!("{context}: {m}")),
-            Fail::Run(m) => Fail::Run(format!("{context}: {m}")),
+            Fail::Usage(m) => Fail::Usage(prefix(m)),
+            Fail::Run(m) => Fail::Run(prefix(m)),
         }
     }
 
-    /// Appends `note` to the message (`message; note`).
+    /// Appends `note` to the message (`message; note`), unless the message already says it.
     pub fn note(self, note: impl fmt::Display) -> Fail {
+        let note = note.to_string();
+        let append = |m: String| {
+            if m.contains(&note) {
+                m
+            } else {
+                format!("{m}; {note}")
+            }
+        };
         match self {
-            Fail::Usage(m) => Fail::Usage(format!("{m}; {note}")),
-            Fail::Run(m) => Fail::Run(format!("{m}; {note}")),
+            Fail::Usage(m) => Fail::Usage(append(m)),
+            Fail::Run(m) => Fail::Run(append(m)),
         }
     }
 

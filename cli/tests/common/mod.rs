@@ -2,6 +2,9 @@
 //! snapshots of directories. Each test file says `mod common;`.
 #![allow(dead_code)]
 
+#[cfg(feature = "azure")]
+#[path = "../../../tests/common/azurite.rs"]
+pub mod azurite;
 #[path = "../../../tests/common/interop.rs"]
 pub mod interop;
 #[cfg(feature = "azure")]
@@ -22,6 +25,15 @@ pub fn repo() -> PathBuf {
 /// A path under the shared folder beside the repository (`../shared/...`).
 pub fn shared(rel: &str) -> PathBuf {
     repo().join("..").join("shared").join(rel)
+}
+
+/// Runs a future to completion on a fresh single-threaded tokio runtime.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
 }
 
 /// What a run of `dpwrap` gave.
