@@ -13,8 +13,9 @@
 //! element that cannot be read fails the load, as in every store.
 //!
 //! Writing: read the latest version, add (or replace) the elements, and set a new version.
-//! Key Vault secrets are limited to 25 KB, about ten certificate-protected keys; the size is
-//! checked before anything is sent, and the error says how many of the ring's elements would fit.
+//! Key Vault secrets are limited to 25 KB, about five keys protected with a 2048-bit certificate
+//! (nine with Key Vault); the size is checked before anything is sent, and the error says how
+//! many of the ring's elements would fit.
 //! Old keys are removed only when asked ([`SecretStoreOptions::prune_older_than`], the CLI's
 //! `--prune-older-than`): keys that expired before the cutoff, revocations of keys no longer in
 //! the ring, and mass revocations that no remaining key falls under.
