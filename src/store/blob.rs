@@ -295,9 +295,11 @@ impl BlobStore {
             {
                 Ok(cached)
             }
+            // Only Azure's own "no such blob" is an empty ring: a 404 from anything else (a proxy,
+            // a wrong host or path) must not look like a ring with no keys.
             Err(Failure::Service { error, .. })
                 if error.http_status() == Some(StatusCode::NotFound)
-                    && error_code(&error) != Some("ContainerNotFound") =>
+                    && error_code(&error) == Some("BlobNotFound") =>
             {
                 self.remember(None);
                 Ok(None)
@@ -500,6 +502,12 @@ impl BlobStore {
                 ErrorKind::Unauthenticated,
                 format!(
                     "{d}: Azure Storage did not accept the credential for the {op} (401 {code}); check the token's tenant and audience (https://storage.azure.com)"
+                ),
+            ),
+            Some(StatusCode::NotFound) if code != "ContainerNotFound" => Error::new(
+                ErrorKind::Store,
+                format!(
+                    "{d}: the {op} got 404 {code}, which is not Azure Storage's BlobNotFound; check the host and the container/blob path"
                 ),
             ),
             Some(StatusCode::NotFound) if code == "ContainerNotFound" => Error::new(
