@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Runs every cargo-fuzz target for a bounded time with a seed corpus made from the test vectors.
 # Usage: scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]   (default 120 s, all targets)
+#        FUZZ_RUNS=1000000 scripts/fuzz.sh 3600 decrypt_fixed_key   (stop after that many executions,
+#        or after the time limit, whichever comes first)
+# Targets run one after another (never in parallel). The full libFuzzer log of each run is kept in
+# fuzz/artifacts/<target>.log; the summary lines (executions, crashes) are printed.
 # Needs cargo-fuzz and a nightly toolchain (`cargo +nightly`); CI does not fuzz, it replays the
 # committed corpora (fuzz/seeds, fuzz/regressions) through tests/fuzz_corpus.rs.
 # Crashes land in fuzz/artifacts/<target>/: copy each into fuzz/regressions/<target>/ with a test.
@@ -26,6 +30,8 @@ for t in "${targets[@]}"; do
   case "$t" in
     xml_parse|key_file|xmlenc_model|decrypt_fixed_key)
       seed "$t" $shared/aspnet/*/*.xml $shared/xmlenc/*/*.xml fixtures/malformed/*.xml ;;
+    decrypt_spliced)
+      seed "$t" ;;
     azure_encrypted_key)
       seed "$t" $shared/aspnet/azure-sdk-akv-mock/*.xml ;;
     certificate_load)
@@ -34,6 +40,10 @@ for t in "${targets[@]}"; do
     *) seed "$t" ;;
   esac
   echo "== fuzzing $t for ${secs}s"
-  (cd fuzz && cargo +nightly fuzz run "$t" "corpus/$t" -- -max_total_time="$secs" -print_final_stats=1 2>&1) \
-    | grep -E "stat::number_of_executed_units|Done|ERROR|panicked|SUMMARY" || true
+  runs=()
+  if [ -n "${FUZZ_RUNS:-}" ]; then runs=(-runs="$FUZZ_RUNS"); fi
+  mkdir -p fuzz/artifacts
+  (cd fuzz && cargo +nightly fuzz run "$t" "corpus/$t" -- -max_total_time="$secs" "${runs[@]}" \
+      -print_final_stats=1 2>&1) > "fuzz/artifacts/$t.log" || true
+  grep -E "stat::number_of_executed_units|Done|ERROR|panicked|SUMMARY|Test unit written" "fuzz/artifacts/$t.log" || true
 done

@@ -68,3 +68,324 @@ pub fn key_file(data: &[u8]) {
         Err(_) => {}
     }
 }
+
+// ------------------------------------------------------------------------ XML Encryption targets
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::RsaPrivateKey;
+use crate::error::{DECRYPT_MESSAGE, Error, ErrorKind};
+use crate::secret::SecretBytes;
+use crate::xml::{Element, NS_DS, NS_XENC};
+use crate::xmlenc::model::{CipherData, EncryptedData, EncryptedKey, KeyInfo};
+use crate::xmlenc::{self, KeyResolver, Keys, RsaKeyCandidate};
+
+/// The symmetric keys of the third-party vector suites, under the `KeyName`s their documents use
+/// (values from `../shared/vectors/manifest.json`: Merlin's readme table, Phaos `key.txt`, the XML
+/// Encryption 1.1 example key). Public test material, never secrets.
+pub const FIXED_SYMMETRIC_KEYS: &[(&str, &str)] = &[
+    (
+        "jed",
+        "6162636465666768696a6b6c6d6e6f707172737475767778797a303132333435",
+    ),
+    ("job", "6162636465666768696a6b6c6d6e6f70"),
+    ("jeb", "6162636465666768696a6b6c6d6e6f707172737475767778"),
+    ("bob", "6162636465666768696a6b6c6d6e6f707172737475767778"),
+    (
+        "my-3des-key",
+        "c88f89d5fde9b9800446321c4fabdf83a462b66297f270f4",
+    ),
+    (
+        "my-tripledes-key",
+        "c88f89d5fde9b9800446321c4fabdf83a462b66297f270f4",
+    ),
+    ("my-aes128-key", "d35fb2b90da1b8f4b5f90bf42c7fb369"),
+    (
+        "my-aes192-key",
+        "2257ee4b8d0bbd2b55534323f1e3ebac61d58406f8f32fbe",
+    ),
+    (
+        "my-aes256-key",
+        "661678bf7465c1394210ea48ac77cb295c893810ed10938e4036adff8c51d5b0",
+    ),
+    ("Test Key 1", "feffe9928665731c6d6a8f9467308308"),
+];
+
+/// The `KeyName` of the one fixed RSA key (`fixtures/keys/test-only-rsa-2048.*`, made with
+/// openssl for the fuzzers and the hostile corpus; test-only, its private key is public).
+pub const FIXED_RSA_KEY_NAME: &str = "test-only-rsa-2048";
+
+/// The fixed RSA-2048 private key (PKCS#8 DER).
+pub const FIXED_RSA_PKCS8: &[u8] = include_bytes!("../fixtures/keys/test-only-rsa-2048.pk8.der");
+
+/// The self-signed certificate of the fixed RSA key (DER).
+pub const FIXED_RSA_CERTIFICATE: &[u8] =
+    include_bytes!("../fixtures/keys/test-only-rsa-2048.cert.der");
+
+fn unhex(s: &str) -> Vec<u8> {
+    s.as_bytes()
+        .chunks(2)
+        .filter_map(|c| std::str::from_utf8(c).ok())
+        .filter_map(|c| u8::from_str_radix(c, 16).ok())
+        .collect()
+}
+
+/// The key store every XML Encryption target decrypts with: [`FIXED_SYMMETRIC_KEYS`] and the fixed
+/// RSA key (by name, certificate, modulus, or as the fallback for an `EncryptedKey` naming none).
+pub fn fixed_keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let mut keys = Keys::new();
+        for (name, hex) in FIXED_SYMMETRIC_KEYS {
+            keys.add_symmetric(*name, SecretBytes::new(unhex(hex)));
+        }
+        let rsa = RsaPrivateKey::from_pkcs8_der(FIXED_RSA_PKCS8)
+            .unwrap_or_else(|e| panic!("the fixed RSA key does not load: {e}"));
+        keys.add_rsa(
+            Some(FIXED_RSA_KEY_NAME.to_owned()),
+            rsa,
+            Some(FIXED_RSA_CERTIFICATE.to_vec()),
+        );
+        keys.try_all_rsa_keys(true);
+        keys
+    })
+}
+
+/// A resolver that hands out RSA keys for the first few `EncryptedKey`s only: an input repeating
+/// `EncryptedKey`s would otherwise spend the whole run in RSA decryptions (the engine's own budget
+/// of 64 is for real documents, not for millions of executions).
+#[derive(Debug)]
+struct Budgeted {
+    keys: &'static Keys,
+    rsa_lookups: AtomicUsize,
+}
+
+const FUZZ_RSA_LOOKUPS: usize = 2;
+
+impl Budgeted {
+    fn new() -> Budgeted {
+        Budgeted {
+            keys: fixed_keys(),
+            rsa_lookups: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl KeyResolver for Budgeted {
+    fn symmetric_keys(&self, name: &str) -> Vec<&SecretBytes> {
+        self.keys.symmetric_keys(name)
+    }
+
+    fn rsa_keys(&self, key_info: &KeyInfo) -> Vec<&dyn RsaKeyCandidate> {
+        if self.rsa_lookups.fetch_add(1, Ordering::Relaxed) < FUZZ_RSA_LOOKUPS {
+            self.keys.rsa_keys(key_info)
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn available(&self) -> Vec<String> {
+        self.keys.available()
+    }
+}
+
+/// The kinds a decryption may fail with on any input.
+const DECRYPT_KINDS: &[ErrorKind] = &[
+    ErrorKind::Xml,
+    ErrorKind::Limit,
+    ErrorKind::Format,
+    ErrorKind::UnsupportedAlgorithm,
+    ErrorKind::NoMatchingKey,
+    ErrorKind::Decrypt,
+];
+
+/// What an error may be: one of `allowed`; a decryption failure has the one uniform message; no
+/// message shows a fixed key (in hex or base64) that the input did not itself contain.
+fn check_error(e: &Error, allowed: &[ErrorKind], input: &[u8], what: &str) {
+    assert!(
+        allowed.contains(&e.kind()),
+        "{what}: unexpected error kind {:?}: {e}",
+        e.kind()
+    );
+    if e.kind() == ErrorKind::Decrypt {
+        assert_eq!(
+            e.message(),
+            DECRYPT_MESSAGE,
+            "{what}: non-uniform decrypt error"
+        );
+    }
+    let message = e.message().as_bytes();
+    for (_, hex) in FIXED_SYMMETRIC_KEYS {
+        let raw = unhex(hex);
+        let b64 = xmlenc::model::encode_base64(&raw);
+        for needle in [
+            hex.as_bytes(),
+            hex.to_uppercase().as_bytes(),
+            b64.as_bytes(),
+        ] {
+            if !contains(input, needle) {
+                assert!(!contains(message, needle), "{what}: a key shows in: {e}");
+            }
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn encrypted_data_paths(doc: &Element) -> Vec<crate::xml::Path> {
+    doc.paths_where(&mut |e| e.is(Some(NS_XENC), "EncryptedData"))
+}
+
+/// `EncryptedData`, `EncryptedKey` and `KeyInfo` models parsed from arbitrary XML; then
+/// `decrypt_document` and `decrypt_encrypted_data` with no keys at all, which can fail in every
+/// way except a decryption failure (nothing may be tried without a key), and never change the
+/// document when they fail.
+pub fn xmlenc_model(data: &[u8]) {
+    let Ok(doc) = xml::parse(data) else { return };
+    let model_kinds = [ErrorKind::Format, ErrorKind::Limit];
+    for el in std::iter::once(&doc).chain(doc.descendants()).take(256) {
+        if el.is(Some(NS_XENC), "EncryptedData") {
+            if let Err(e) = EncryptedData::parse(el) {
+                check_error(&e, &model_kinds, data, "EncryptedData::parse");
+            }
+        } else if el.is(Some(NS_XENC), "EncryptedKey") {
+            if let Err(e) = EncryptedKey::parse(el) {
+                check_error(&e, &model_kinds, data, "EncryptedKey::parse");
+            }
+        } else if el.is(Some(NS_DS), "KeyInfo")
+            && let Err(e) = KeyInfo::parse(el)
+        {
+            check_error(&e, &model_kinds, data, "KeyInfo::parse");
+        }
+    }
+    let none = Keys::new();
+    let no_decrypt: Vec<ErrorKind> = DECRYPT_KINDS
+        .iter()
+        .copied()
+        .filter(|k| *k != ErrorKind::Decrypt)
+        .collect();
+    for path in encrypted_data_paths(&doc).into_iter().take(8) {
+        let Some(ed) = doc.at(&path) else { continue };
+        match xmlenc::decrypt_encrypted_data(ed, &doc, &none) {
+            Ok(_) => panic!("decrypted without any key"),
+            Err(e) => check_error(&e, &no_decrypt, data, "decrypt_encrypted_data (no keys)"),
+        }
+    }
+    let mut copy = doc.clone();
+    match xmlenc::decrypt_document(&mut copy, &none) {
+        Ok(n) => {
+            assert_eq!(
+                n, 0,
+                "decrypt_document decrypted {n} elements without any key"
+            );
+            assert!(
+                copy == doc,
+                "decrypt_document changed a document it did not decrypt"
+            );
+        }
+        Err(e) => {
+            check_error(&e, &no_decrypt, data, "decrypt_document (no keys)");
+            assert!(
+                copy == doc,
+                "a failed decrypt_document changed the document"
+            );
+        }
+    }
+}
+
+/// Arbitrary XML decrypted with [`fixed_keys`]: every `EncryptedData` (a few), then the whole
+/// document, then the root as ASP.NET's decryptor reads it. Failures are of the documented kinds
+/// with the uniform message; a failed `decrypt_document` leaves the document as it was; and every
+/// success is consistent: the content key fits the algorithm and decrypts the cipher value to the
+/// plaintext reported, XML plaintext parses, decrypting twice gives the same answer, and a
+/// decrypted document holds no `EncryptedData` any more.
+pub fn decrypt_fixed_key(data: &[u8]) {
+    let Ok(doc) = xml::parse(data) else { return };
+    for path in encrypted_data_paths(&doc).into_iter().take(4) {
+        let Some(ed) = doc.at(&path) else { continue };
+        let first = xmlenc::decrypt_encrypted_data_with_details(ed, &doc, &Budgeted::new());
+        let again = xmlenc::decrypt_encrypted_data_with_details(ed, &doc, &Budgeted::new());
+        match (&first, &again) {
+            (Ok(d), Ok(d2)) => {
+                check_success(ed, d);
+                assert_eq!(
+                    d.plaintext.expose(),
+                    d2.plaintext.expose(),
+                    "two decryptions of the same data differ"
+                );
+            }
+            (Err(e), Err(e2)) => {
+                check_error(e, DECRYPT_KINDS, data, "decrypt_encrypted_data");
+                assert_eq!(
+                    (e.kind(), e.message()),
+                    (e2.kind(), e2.message()),
+                    "two decryptions of the same data fail differently"
+                );
+            }
+            _ => panic!("two decryptions of the same data disagree on success"),
+        }
+    }
+    let mut copy = doc.clone();
+    match xmlenc::decrypt_document(&mut copy, &Budgeted::new()) {
+        Ok(n) => {
+            assert!(
+                encrypted_data_paths(&copy).is_empty(),
+                "a decrypted document still holds EncryptedData"
+            );
+            if n == 0 {
+                assert!(copy == doc, "nothing decrypted, yet the document changed");
+            }
+        }
+        Err(e) => {
+            check_error(&e, DECRYPT_KINDS, data, "decrypt_document");
+            assert!(
+                copy == doc,
+                "a failed decrypt_document changed the document"
+            );
+        }
+    }
+    if doc.is(Some(NS_XENC), "EncryptedData") {
+        match xmlenc::decrypt_element_type(&doc, &Budgeted::new()) {
+            Ok(el) => {
+                let bytes = xml::to_secret_bytes(el.expose(), WriteOptions::COMPACT);
+                assert!(
+                    xml::parse(&bytes).is_ok_and(|again| &again == el.expose()),
+                    "a decrypted element does not round-trip"
+                );
+            }
+            Err(e) => check_error(&e, DECRYPT_KINDS, data, "decrypt_element_type"),
+        }
+    }
+}
+
+/// A successful decryption is what it says: the content key has the algorithm's length and
+/// decrypts the cipher value to exactly the plaintext reported; XML plaintext is UTF-8 XML.
+fn check_success(ed: &Element, d: &xmlenc::DecryptedData) {
+    assert_eq!(
+        d.content_key.len(),
+        d.content_algorithm.key_len(),
+        "content key of the wrong length"
+    );
+    if let Ok(parsed) = EncryptedData::parse(ed)
+        && let CipherData::Value(ct) = &parsed.cipher_data
+    {
+        let pt = d
+            .content_algorithm
+            .decrypt(d.content_key.expose(), ct)
+            .unwrap_or_else(|_| panic!("the reported content key does not decrypt the data"));
+        assert_eq!(
+            &pt[..],
+            d.plaintext.expose(),
+            "the reported plaintext differs"
+        );
+    }
+    if d.data_type.is_xml() {
+        assert!(
+            std::str::from_utf8(d.plaintext.expose()).is_ok(),
+            "XML plaintext is not UTF-8"
+        );
+    }
+}

@@ -71,3 +71,31 @@ fn key_file_corpus() {
     let n = replay("key_file", &vector_xml(), dpwrap::fuzzing::key_file);
     assert!(n > 40, "only {n} inputs");
 }
+
+/// The hostile corpus, whose files are built to reach deep into the parsers.
+fn malformed_xml() -> Vec<std::path::PathBuf> {
+    files(&common::fixture("malformed"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "xml"))
+        .collect()
+}
+
+#[test]
+fn xmlenc_model_corpus() {
+    let mut extra = vector_xml();
+    extra.extend(malformed_xml());
+    let n = replay("xmlenc_model", &extra, dpwrap::fuzzing::xmlenc_model);
+    assert!(n > 40, "only {n} inputs");
+}
+
+#[test]
+fn decrypt_fixed_key_corpus() {
+    let mut extra = vector_xml();
+    extra.extend(malformed_xml());
+    let n = replay(
+        "decrypt_fixed_key",
+        &extra,
+        dpwrap::fuzzing::decrypt_fixed_key,
+    );
+    assert!(n > 40, "only {n} inputs");
+}
