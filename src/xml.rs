@@ -605,7 +605,14 @@ pub fn parse_with(bytes: &[u8], limits: &Limits) -> Result<Element> {
             &format!("the input has {} bytes", bytes.len()),
         ));
     }
-    let text = decode(bytes)?;
+    let (text, encoding) = decode(bytes)?;
+    // A second byte order mark would otherwise be skipped by the XML parser; .NET refuses it.
+    if text.starts_with('\u{FEFF}') {
+        return Err(Error::xml(
+            "the document starts with two byte order marks; save it as UTF-8 with at most one",
+        ));
+    }
+    check_declaration_matches(&text, encoding)?;
     parse_str(&text, limits)
 }
 
@@ -687,12 +694,19 @@ pub fn parse_fragment(
     Ok(std::mem::take(&mut wrapper.children))
 }
 
+/// How the bytes of a document were decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Detected {
+    Utf8,
+    Utf16,
+}
+
 /// Decodes bytes to text: UTF-8 (optional BOM), or UTF-16 LE/BE with a BOM or an unmistakable
 /// `<?` start, as `XmlReader` does.
-fn decode(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>> {
+fn decode(bytes: &[u8]) -> Result<(std::borrow::Cow<'_, str>, Detected)> {
     use std::borrow::Cow;
     if let Some(rest) = bytes.strip_prefix(UTF8_BOM) {
-        return utf8(rest).map(Cow::Borrowed);
+        return utf8(rest).map(|t| (Cow::Borrowed(t), Detected::Utf8));
     }
     let utf16 = match bytes {
         [0xFF, 0xFE, rest @ ..] => Some((rest, true)),
@@ -702,8 +716,31 @@ fn decode(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>> {
         _ => None,
     };
     match utf16 {
-        Some((rest, little)) => decode_utf16(rest, little).map(Cow::Owned),
-        None => utf8(bytes).map(Cow::Borrowed),
+        Some((rest, little)) => {
+            decode_utf16(rest, little).map(|t| (Cow::Owned(t), Detected::Utf16))
+        }
+        None => utf8(bytes).map(|t| (Cow::Borrowed(t), Detected::Utf8)),
+    }
+}
+
+/// Refuses a declaration of UTF-16 on a document that is not UTF-16: `XmlReader` throws "there
+/// is no Unicode byte order mark, cannot switch to Unicode" on it, so .NET never reads such a file
+/// and dpwrap must not read it differently.
+fn check_declaration_matches(text: &str, detected: Detected) -> Result<()> {
+    let declared = declared_encoding(text).map(|e| e.to_ascii_lowercase());
+    let utf16_names = [
+        "utf-16",
+        "utf-16le",
+        "utf-16be",
+        "unicode",
+        "ucs-2",
+        "iso-10646-ucs-2",
+    ];
+    match (detected, declared.as_deref()) {
+        (Detected::Utf8, Some(d)) if utf16_names.contains(&d) => Err(Error::xml(format!(
+            "the document declares encoding '{d}' but is not UTF-16 (no UTF-16 byte order mark); save it as UTF-8 and declare utf-8"
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -741,35 +778,27 @@ fn decode_utf16(bytes: &[u8], little_endian: bool) -> Result<String> {
     Ok(out)
 }
 
+/// The value of the `encoding` pseudo-attribute of the XML declaration, if there is one.
+fn declared_encoding(text: &str) -> Option<&str> {
+    let rest = text.strip_prefix("<?xml")?;
+    let end = rest.find("?>")?;
+    let decl = rest.get(..end)?;
+    let pos = decl.find("encoding")?;
+    let after = decl.get(pos + "encoding".len()..)?.trim_start();
+    let after = after.strip_prefix('=')?.trim_start();
+    let quote = match after.chars().next() {
+        Some(q @ ('"' | '\'')) => q,
+        _ => return None,
+    };
+    after.get(1..)?.split(quote).next()
+}
+
 /// Refuses a declared encoding other than UTF-8 or UTF-16: the text was decoded as one of those,
 /// and a document claiming another encoding would be read differently by .NET.
 fn check_declared_encoding(text: &str) -> Result<()> {
-    let Some(rest) = text.strip_prefix("<?xml") else {
+    let Some(value) = declared_encoding(text) else {
         return Ok(());
     };
-    let Some(end) = rest.find("?>") else {
-        return Ok(());
-    };
-    let decl = rest.get(..end).unwrap_or("");
-    let Some(pos) = decl.find("encoding") else {
-        return Ok(());
-    };
-    let after = decl
-        .get(pos + "encoding".len()..)
-        .unwrap_or("")
-        .trim_start();
-    let Some(after) = after.strip_prefix('=') else {
-        return Ok(());
-    };
-    let after = after.trim_start();
-    let quote = match after.chars().next() {
-        Some(q @ ('"' | '\'')) => q,
-        _ => return Ok(()),
-    };
-    let value = after
-        .get(1..)
-        .and_then(|v| v.split(quote).next())
-        .unwrap_or("");
     let lower = value.to_ascii_lowercase();
     let ascii_only = text.is_ascii();
     match lower.as_str() {
@@ -1488,5 +1517,24 @@ mod tests {
     fn debug_never_shows_text() {
         let el = parse(b"<masterKey><value>SECRETSECRET</value></masterKey>").unwrap();
         assert!(!format!("{el:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn utf16_declared_on_utf8_and_a_second_bom_are_refused_as_dotnet_refuses_them() {
+        // .NET: "There is no Unicode byte order mark. Cannot switch to Unicode."
+        for doc in [
+            &b"\xEF\xBB\xBF<?xml version=\"1.0\" encoding=\"utf-16\"?><key/>"[..],
+            b"<?xml version=\"1.0\" encoding=\"UTF-16\"?><key/>",
+            b"\xEF\xBB\xBF\xEF\xBB\xBF<key/>",
+        ] {
+            assert_eq!(parse(doc).unwrap_err().kind(), ErrorKind::Xml);
+        }
+        // UTF-16 that says so, and UTF-8 that says so, are read.
+        let mut utf16 = vec![0xFF, 0xFE];
+        for u in "<?xml version=\"1.0\" encoding=\"utf-16\"?><key/>".encode_utf16() {
+            utf16.extend_from_slice(&u.to_le_bytes());
+        }
+        assert!(parse(&utf16).is_ok());
+        assert!(parse(b"\xEF\xBB\xBF<?xml version=\"1.0\" encoding=\"utf-8\"?><key/>").is_ok());
     }
 }
