@@ -27,7 +27,6 @@ import sys
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding as rsa_padding
-from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import aes_key_unwrap, aes_key_wrap
@@ -218,6 +217,25 @@ def kw_unwrap(alg, kek, wrapped):
         return aes_key_unwrap(kek, wrapped)
     except Exception:
         return None
+
+
+def probable_prime(bits):
+    while True:
+        c = RNG.getrandbits(bits) | (1 << (bits - 1)) | (1 << (bits - 2)) | 1
+        if all(c % p for p in (3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37)) and all(
+            pow(a, c - 1, c) == 1 for a in (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37)
+        ):
+            if (c - 1) % RSA_E:
+                return c
+
+
+def other_rsa_modulus():
+    """The modulus of another RSA-2048 key, from the seeded generator (so that the wrong-key cases
+    are the same bytes on every run); its private half is never needed."""
+    while True:
+        n = probable_prime(1024) * probable_prime(1024)
+        if n.bit_length() == 2048:
+            return n
 
 
 def rsa_raw(m_bytes, n=None, e=None):
@@ -655,6 +673,8 @@ def xmlenc_cases():
             extra["reaches"] = reaches
         case(file, doc, attacks, "xmlenc", expected, keys=keys, **extra)
 
+    write_splice_seeds(templates)
+
     # Ciphertext length: the key unwraps fine (KW integrity checked), the content fails.
     alg, cek, data, ki = templates["ok-kwaes256-tripledes.xml"]
     check(kw_unwrap("kw-aes256", SYMMETRIC["jed"], base64.b64decode(ki.split("<CipherValue>")[1].split("<")[0])) == cek, "kw")
@@ -755,8 +775,7 @@ def xmlenc_cases():
                 [RSA_NAME], reaches="key-length")
 
     # Wrong keys and tampered wrapped keys.
-    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    on = other.public_key().public_numbers().n
+    on = other_rsa_modulus()
     alg, cek, data, _ = templates["ok-rsa15-aes256cbc.xml"]
     ek = ek_xml(RSA_1_5, x509_key_info(), b64(pkcs1v15_encrypt(cek, n=on)))
     variant("fail-rsa15-wrong-key.xml",
@@ -978,6 +997,34 @@ def xmlenc_cases():
          "format", keys=[RSA_NAME], decryptors=["xmlenc"])
 
 
+# The templates of the decrypt_spliced fuzz target, in the order of src/fuzzing.rs
+# (SPLICE_TEMPLATES): its seeds select each template and slot with the original bytes (replace
+# slots) or a zero mask (XOR slots), so the fuzzer starts from inputs that decrypt.
+SPLICE_ORDER = [
+    "ok-rsa15-aes256cbc.xml", "ok-oaep-aes128gcm.xml", "ok-kwaes256-tripledes.xml",
+    "ok-kwtripledes-aes192cbc.xml", "ok-kwaes128-aes256gcm.xml", "ok-direct-aes128gcm.xml",
+]
+SPLICE_SEEDS = {}
+
+
+def write_splice_seeds(templates):
+    for t, file in enumerate(SPLICE_ORDER):
+        alg, cek, data, ki = templates[file]
+        iv_len = CONTENT[alg][2]
+        wrapped = None
+        if "<CipherValue>" in ki:
+            wrapped = base64.b64decode(ki.split("<CipherValue>")[1].split("<")[0])
+        stem = file[len("ok-"):-len(".xml")]
+        slots = [
+            (0, "content", data), (1, "content-xor", bytes(16)), (2, "iv", data[:iv_len]),
+            (3, "tail-xor", bytes(16)),
+        ]
+        if wrapped is not None:
+            slots += [(4, "key", wrapped), (5, "key-xor", bytes(16))]
+        for slot, what, payload in slots:
+            SPLICE_SEEDS[f"{t}-{stem}-{what}"] = bytes([(t << 3) | slot]) + payload
+
+
 def main():
     if os.path.isdir(SHARED):
         for name, rel in SHARED_KEY_FILES.items():
@@ -1028,6 +1075,13 @@ def main():
         },
         "cases": [c[2] for c in CASES],
     }
+    seeds = os.path.join(ROOT, "fuzz", "seeds", "decrypt_spliced")
+    if os.path.isdir(seeds):
+        shutil.rmtree(seeds)
+    os.makedirs(seeds)
+    for name, data in SPLICE_SEEDS.items():
+        with open(os.path.join(seeds, name), "wb") as f:
+            f.write(data)
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1, ensure_ascii=False)
         f.write("\n")

@@ -74,12 +74,12 @@ pub fn key_file(data: &[u8]) {
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::RsaPrivateKey;
 use crate::error::{DECRYPT_MESSAGE, Error, ErrorKind};
 use crate::secret::SecretBytes;
-use crate::xml::{Element, NS_DS, NS_XENC};
+use crate::xml::{Element, NS_DS, NS_XENC, Node};
 use crate::xmlenc::model::{CipherData, EncryptedData, EncryptedKey, KeyInfo};
 use crate::xmlenc::{self, KeyResolver, Keys, RsaKeyCandidate};
+use crate::{ContentAlgorithm, RsaPrivateKey};
 
 /// The symmetric keys of the third-party vector suites, under the `KeyName`s their documents use
 /// (values from `../shared/vectors/manifest.json`: Merlin's readme table, Phaos `key.txt`, the XML
@@ -387,5 +387,228 @@ fn check_success(ed: &Element, d: &xmlenc::DecryptedData) {
             std::str::from_utf8(d.plaintext.expose()).is_ok(),
             "XML plaintext is not UTF-8"
         );
+    }
+}
+
+/// The documents [`decrypt_spliced`] mutates: the `ok-*` controls of the hostile corpus, which
+/// decrypt with [`fixed_keys`] (built by `scripts/make_malformed.py` with pyca/cryptography). The
+/// order is the template number in the first input byte.
+pub const SPLICE_TEMPLATES: &[(&str, &[u8])] = &[
+    (
+        "ok-rsa15-aes256cbc.xml",
+        include_bytes!("../fixtures/malformed/ok-rsa15-aes256cbc.xml"),
+    ),
+    (
+        "ok-oaep-aes128gcm.xml",
+        include_bytes!("../fixtures/malformed/ok-oaep-aes128gcm.xml"),
+    ),
+    (
+        "ok-kwaes256-tripledes.xml",
+        include_bytes!("../fixtures/malformed/ok-kwaes256-tripledes.xml"),
+    ),
+    (
+        "ok-kwtripledes-aes192cbc.xml",
+        include_bytes!("../fixtures/malformed/ok-kwtripledes-aes192cbc.xml"),
+    ),
+    (
+        "ok-kwaes128-aes256gcm.xml",
+        include_bytes!("../fixtures/malformed/ok-kwaes128-aes256gcm.xml"),
+    ),
+    (
+        "ok-direct-aes128gcm.xml",
+        include_bytes!("../fixtures/malformed/ok-direct-aes128gcm.xml"),
+    ),
+];
+
+/// A template, parsed and decrypted once.
+struct Template {
+    name: &'static str,
+    doc: Element,
+    /// The path of the `EncryptedData`'s `CipherValue`, and its bytes.
+    content_path: crate::xml::Path,
+    content: Vec<u8>,
+    /// The path of the `EncryptedKey`'s `CipherValue`, its bytes, and whether its algorithm
+    /// authenticates it (AES/3DES key wrap and OAEP do, PKCS#1 v1.5 does not).
+    key: Option<(crate::xml::Path, Vec<u8>, bool)>,
+    algorithm: ContentAlgorithm,
+    plaintext: Vec<u8>,
+    content_key: Vec<u8>,
+}
+
+fn templates() -> &'static [Template] {
+    static TEMPLATES: OnceLock<Vec<Template>> = OnceLock::new();
+    TEMPLATES.get_or_init(|| {
+        SPLICE_TEMPLATES
+            .iter()
+            .map(|(name, bytes)| {
+                let doc = xml::parse(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+                let d = xmlenc::decrypt_encrypted_data_with_details(&doc, &doc, fixed_keys())
+                    .unwrap_or_else(|e| panic!("{name} does not decrypt: {e}"));
+                let values = doc.paths_where(&mut |e| e.is(Some(NS_XENC), "CipherValue"));
+                let bytes_at = |path: &crate::xml::Path| -> Vec<u8> {
+                    let text = doc.at(path).map(Element::text).unwrap_or_default();
+                    xmlenc::model::decode_base64(&text, 1 << 20, "template")
+                        .unwrap_or_else(|e| panic!("{name}: {e}"))
+                };
+                let content_path = values
+                    .iter()
+                    .find(|p| p.len() == 2)
+                    .cloned()
+                    .unwrap_or_else(|| panic!("{name}: no EncryptedData CipherValue"));
+                let key = values.iter().find(|p| p.len() > 2).map(|p| {
+                    let parsed = EncryptedData::parse(&doc).ok();
+                    let authenticated = parsed
+                        .as_ref()
+                        .and_then(|ed| ed.key_info.as_ref())
+                        .and_then(|ki| {
+                            ki.items.iter().find_map(|i| match i {
+                                xmlenc::KeyInfoItem::EncryptedKey(ek) => {
+                                    Some(ek.method.algorithm != xmlenc::algorithms::RSA_1_5)
+                                }
+                                _ => None,
+                            })
+                        })
+                        .unwrap_or(true);
+                    (p.clone(), bytes_at(p), authenticated)
+                });
+                Template {
+                    name,
+                    content: bytes_at(&content_path),
+                    content_path,
+                    key,
+                    algorithm: d.content_algorithm,
+                    plaintext: d.plaintext.expose().to_vec(),
+                    content_key: d.content_key.expose().to_vec(),
+                    doc,
+                }
+            })
+            .collect()
+    })
+}
+
+fn xor_prefix(original: &[u8], mask: &[u8]) -> Vec<u8> {
+    let mut out = original.to_vec();
+    for (o, m) in out.iter_mut().zip(mask) {
+        *o ^= m;
+    }
+    out
+}
+
+fn xor_suffix(original: &[u8], mask: &[u8]) -> Vec<u8> {
+    let mut out = original.to_vec();
+    for (o, m) in out.iter_mut().rev().zip(mask.iter().rev()) {
+        *o ^= m;
+    }
+    out
+}
+
+fn with_cipher_value(doc: &Element, path: &[usize], bytes: &[u8]) -> Element {
+    let mut doc = doc.clone();
+    if let Some(el) = doc.at_mut(path) {
+        *el.children_mut() = vec![Node::Text(xmlenc::model::encode_base64(bytes))];
+    }
+    doc
+}
+
+/// Structured mutation of valid documents, so that the fuzzer spends its time in the ciphers:
+/// the first byte picks a template (bits 3..) and a slot (bits 0..2): 0 replaces the content
+/// cipher value, 1 XORs it from the front, 2 replaces the IV, 3 XORs it from the back (the GCM
+/// tag, the CBC pad block), 4 replaces the wrapped key, 5 XORs it. The rest of the input is the
+/// replacement or the mask.
+///
+/// Invariants: the only failures are the uniform decryption error (and the size limit for an
+/// over-long wrapped key); the untouched template decrypts to its plaintext; a changed wrapped
+/// key under an authenticated wrap (KW, OAEP), or a changed GCM value, never decrypts; a changed
+/// PKCS#1 v1.5 wrapped key that decrypts yields the same content key and plaintext; a changed CBC
+/// IV changes exactly the first plaintext block, by the XOR of the two IVs.
+pub fn decrypt_spliced(data: &[u8]) {
+    let Some((&selector, rest)) = data.split_first() else {
+        return;
+    };
+    let all = templates();
+    let Some(t) = all.get(usize::from(selector >> 3) % all.len().max(1)) else {
+        return;
+    };
+    let mut slot = (selector & 7) % 6;
+    if slot >= 4 && t.key.is_none() {
+        slot -= 4;
+    }
+    let iv_len = t.algorithm.iv_len();
+    let (path, original, new): (&[usize], &[u8], Vec<u8>) = match (slot, &t.key) {
+        (4, Some((p, w, _))) => (p, w, rest.to_vec()),
+        (5, Some((p, w, _))) => (p, w, xor_prefix(w, rest)),
+        (0, _) => (&t.content_path, &t.content, rest.to_vec()),
+        (1, _) => (&t.content_path, &t.content, xor_prefix(&t.content, rest)),
+        (2, _) => {
+            let mut iv: Vec<u8> = rest.iter().copied().take(iv_len).collect();
+            iv.resize(iv_len, 0);
+            iv.extend_from_slice(t.content.get(iv_len..).unwrap_or(&[]));
+            (&t.content_path, &t.content, iv)
+        }
+        _ => (&t.content_path, &t.content, xor_suffix(&t.content, rest)),
+    };
+    let key_slot = slot >= 4;
+    let doc = with_cipher_value(&t.doc, path, &new);
+    let result = xmlenc::decrypt_encrypted_data_with_details(&doc, &doc, &Budgeted::new());
+    let what = format!("{} slot {slot}", t.name);
+    let d = match result {
+        Err(e) => {
+            assert!(new != original, "{what}: the untouched template fails: {e}");
+            let limit_allowed = key_slot && new.len() > xmlenc::MAX_WRAPPED_KEY_BYTES;
+            let allowed: &[ErrorKind] = if limit_allowed {
+                &[ErrorKind::Limit]
+            } else {
+                &[ErrorKind::Decrypt]
+            };
+            check_error(&e, allowed, data, &what);
+            return;
+        }
+        Ok(d) => d,
+    };
+    check_success(&doc, &d);
+    let pt = d.plaintext.expose();
+    if new == original {
+        assert_eq!(
+            pt,
+            &t.plaintext[..],
+            "{what}: the template decrypts differently"
+        );
+        return;
+    }
+    if let (true, Some((_, _, authenticated))) = (key_slot, &t.key) {
+        assert!(
+            !authenticated,
+            "{what}: a changed authenticated wrapped key was accepted"
+        );
+        assert_eq!(
+            d.content_key.expose(),
+            &t.content_key[..],
+            "{what}: a changed wrapped key decrypted under another content key"
+        );
+        assert_eq!(pt, &t.plaintext[..], "{what}: plaintext differs");
+        return;
+    }
+    let gcm = matches!(
+        t.algorithm,
+        ContentAlgorithm::Aes128Gcm | ContentAlgorithm::Aes192Gcm | ContentAlgorithm::Aes256Gcm
+    );
+    assert!(!gcm, "{what}: a changed GCM value decrypted");
+    if slot == 2 {
+        // CBC: P1' = D(C1) ⊕ IV' = P1 ⊕ IV ⊕ IV'; every later block is untouched.
+        assert_eq!(
+            pt.len(),
+            t.plaintext.len(),
+            "{what}: IV change altered the length"
+        );
+        let (iv, iv_new) = (t.content.get(..iv_len), new.get(..iv_len));
+        if let (Some(iv), Some(iv_new)) = (iv, iv_new) {
+            for (i, (p, o)) in pt.iter().zip(&t.plaintext).enumerate() {
+                let expected = match (iv.get(i), iv_new.get(i)) {
+                    (Some(a), Some(b)) => o ^ a ^ b,
+                    _ => *o,
+                };
+                assert_eq!(*p, expected, "{what}: byte {i} of the plaintext");
+            }
+        }
     }
 }

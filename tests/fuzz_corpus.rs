@@ -99,3 +99,9 @@ fn decrypt_fixed_key_corpus() {
     );
     assert!(n > 40, "only {n} inputs");
 }
+
+#[test]
+fn decrypt_spliced_corpus() {
+    let n = replay("decrypt_spliced", &[], dpwrap::fuzzing::decrypt_spliced);
+    assert!(n >= 30, "only {n} inputs");
+}
