@@ -674,6 +674,7 @@ def xmlenc_cases():
         case(file, doc, attacks, "xmlenc", expected, keys=keys, **extra)
 
     write_splice_seeds(templates)
+    write_decrypt_seeds(templates)
 
     # Ciphertext length: the key unwraps fine (KW integrity checked), the content fails.
     alg, cek, data, ki = templates["ok-kwaes256-tripledes.xml"]
@@ -1025,6 +1026,72 @@ def write_splice_seeds(templates):
             SPLICE_SEEDS[f"{t}-{stem}-{what}"] = bytes([(t << 3) | slot]) + payload
 
 
+# Seeds of the decrypt_fixed_key and xmlenc_model fuzz targets: documents that decrypt with the
+# fixture keys through each way of finding a key, so that mutations start deep in the engine.
+DECRYPT_SEEDS = {}
+
+
+def write_decrypt_seeds(templates):
+    pt = MASTER_KEY_XML.encode()
+    rsa_t = templates["ok-rsa15-aes256cbc.xml"]
+    kw_t = templates["ok-kwaes256-tripledes.xml"]
+    ed1 = ed_xml(CONTENT[rsa_t[0]][0], rsa_t[3], b64(rsa_t[2]))
+    ed2 = ed_xml(CONTENT[kw_t[0]][0], kw_t[3], b64(kw_t[2]))
+    DECRYPT_SEEDS["two-encrypted-data.xml"] = f"<doc><a>{ed1}</a><b>{ed2}</b></doc>"
+    cek = RNG.randbytes(16)
+    text = content_encrypt("aes128-cbc", cek, b"secret <b>text</b> &amp; more")
+    DECRYPT_SEEDS["content-type-kw-aes128.xml"] = (
+        "<p>before " + ed_xml(CONTENT["aes128-cbc"][0], kw_ek("kw-aes128", "job", cek), b64(text), TYPE_CONTENT)
+        + " after</p>"
+    )
+    cek = RNG.randbytes(32)
+    data = content_encrypt("aes256-gcm", cek, pt)
+    wrapped = b64(kw_wrap("kw-aes256", SYMMETRIC["jed"], cek))
+    DECRYPT_SEEDS["retrieval-method.xml"] = (
+        "<doc>" + ed_xml(CONTENT["aes256-gcm"][0], f'<RetrievalMethod URI="#k" Type="{TYPE_EK}" />', b64(data))
+        + ek_xml(XENC + "kw-aes256", key_name("jed"), wrapped, attrs=' Id="k"') + "</doc>"
+    )
+    DECRYPT_SEEDS["carried-key-name.xml"] = (
+        "<doc>" + ed_xml(CONTENT["aes256-gcm"][0], key_name("carried"), b64(data))
+        + ek_xml(XENC + "kw-aes256", key_name("jed"), wrapped, extra="<CarriedKeyName>carried</CarriedKeyName>")
+        + "</doc>"
+    )
+    inner = ed_xml(CONTENT["aes256-gcm"][0], key_name("carried"), b64(data))
+    outer_cek = RNG.randbytes(24)
+    outer = content_encrypt("tripledes-cbc", outer_cek, f"<wrapper>{inner}</wrapper>".encode())
+    DECRYPT_SEEDS["nested-encryption.xml"] = (
+        "<doc>" + ed_xml(CONTENT["tripledes-cbc"][0], kw_ek("kw-tripledes", "bob", outer_cek), b64(outer))
+        + ek_xml(XENC + "kw-aes256", key_name("jed"), wrapped, extra="<CarriedKeyName>carried</CarriedKeyName>")
+        + "</doc>"
+    )
+    octets = content_encrypt("aes128-gcm", SYMMETRIC["Test Key 1"], bytes(range(40)))
+    DECRYPT_SEEDS["octets.xml"] = ed_xml(CONTENT["aes128-gcm"][0], key_name("Test Key 1"), b64(octets), data_type=None)
+    b64_transform = f'<Transforms><Transform xmlns="{DS}" Algorithm="http://www.w3.org/2000/09/xmldsig#base64" /></Transforms>'
+    DECRYPT_SEEDS["cipher-reference.xml"] = (
+        "<doc>" + ed_xml(CONTENT["aes256-gcm"][0], ek_xml(XENC + "kw-aes256", key_name("jed"), wrapped), None,
+                         cipher_data=f'<CipherData><CipherReference URI="#v">{b64_transform}</CipherReference></CipherData>')
+        + f'<v Id="v">{b64(data)}</v></doc>'
+    )
+    ek = oaep_ek(cek, label=b"label", key_info=x509_key_info())
+    DECRYPT_SEEDS["oaep-label-x509.xml"] = ed_xml(CONTENT["aes256-gcm"][0], ek, b64(data))
+    DECRYPT_SEEDS["key-file-rsa15.xml"] = key_file(
+        encrypted_secret(decryptor("EncryptedXmlDecryptor"), ed1)).decode("utf-8-sig")
+    for name, text in DECRYPT_SEEDS.items():
+        DECRYPT_SEEDS[name] = text.encode() if isinstance(text, str) else text
+
+
+# Small hand-picked seeds of the parsing targets, from the corpus (the replay test runs the whole
+# corpus anyway; these are what the fuzzer starts from besides the vectors).
+COPIED_SEEDS = {
+    "xml_parse": ["fail-utf8-bom-declared-utf16.xml", "fail-utf16-odd-length.xml",
+                  "fail-declared-iso-8859-1-utf8-bytes.xml", "fail-unbound-prefix.xml",
+                  "ok-key-null-protected.xml", "fail-cipherreference-xpath-function.xml"],
+    "key_file": ["ok-key-null-protected.xml", "ok-key-xmlenc-rsa15.xml",
+                 "fail-key-dpapi-ng-windows-only.xml", "fail-revocation-two-keys.xml",
+                 "fail-key-date-eight-fraction-digits.xml", "fail-key-nested-encryptedsecret.xml"],
+}
+
+
 def main():
     if os.path.isdir(SHARED):
         for name, rel in SHARED_KEY_FILES.items():
@@ -1082,6 +1149,21 @@ def main():
     for name, data in SPLICE_SEEDS.items():
         with open(os.path.join(seeds, name), "wb") as f:
             f.write(data)
+    for target in ("decrypt_fixed_key", "xmlenc_model"):
+        d = os.path.join(ROOT, "fuzz", "seeds", target)
+        if os.path.isdir(d):
+            shutil.rmtree(d)
+        os.makedirs(d)
+        for name, data in DECRYPT_SEEDS.items():
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(data)
+    for target, files in COPIED_SEEDS.items():
+        d = os.path.join(ROOT, "fuzz", "seeds", target)
+        if os.path.isdir(d):
+            shutil.rmtree(d)
+        os.makedirs(d)
+        for name in files:
+            shutil.copy(os.path.join(OUT, name), os.path.join(d, name))
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1, ensure_ascii=False)
         f.write("\n")

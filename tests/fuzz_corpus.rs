@@ -105,3 +105,33 @@ fn decrypt_spliced_corpus() {
     let n = replay("decrypt_spliced", &[], dpwrap::fuzzing::decrypt_spliced);
     assert!(n >= 30, "only {n} inputs");
 }
+
+/// The decryption seeds are worth their name: each decrypts with the fuzzers' fixed keys, so the
+/// fuzzer starts inside the ciphers rather than at the parser.
+#[test]
+fn decrypt_fixed_key_seeds_decrypt() {
+    use dpwrap::xml::NS_XENC;
+    let keys = dpwrap::fuzzing::fixed_keys();
+    let seeds = files(&common::repo().join("fuzz/seeds/decrypt_fixed_key"));
+    assert!(seeds.len() >= 8);
+    for path in seeds {
+        let doc = dpwrap::xml::parse(&std::fs::read(&path).unwrap()).unwrap();
+        let eds = doc.paths_where(&mut |e| e.is(Some(NS_XENC), "EncryptedData"));
+        assert!(!eds.is_empty(), "{}", path.display());
+        for p in eds {
+            let ed = doc.at(&p).unwrap();
+            let r = dpwrap::xmlenc::decrypt_encrypted_data(ed, &doc, keys);
+            assert!(r.is_ok(), "{}: {:?}", path.display(), r.err());
+        }
+        let mut copy = doc.clone();
+        match dpwrap::xmlenc::decrypt_document(&mut copy, keys) {
+            Ok(n) => assert!(n >= 1, "{}", path.display()),
+            // Octets cannot go back into a tree.
+            Err(e) => assert!(
+                path.ends_with("octets.xml") && e.kind() == dpwrap::ErrorKind::Format,
+                "{}: {e}",
+                path.display()
+            ),
+        }
+    }
+}
