@@ -897,6 +897,18 @@ def xmlenc_cases():
     case("fail-encryptedkey-nesting-too-deep.xml", ed_xml(CONTENT[alg][0], nested, b64(data)),
          "EncryptedKeys nested 9 deep (bound 4)", "xmlenc", "limit", keys=["jed"])
 
+    # CPU amplification: every KeyName of every KeyInfo looked for EncryptedKeys carrying that
+    # name by scanning the whole document (2.4 s for this 600 KB file before the scan was done
+    # once per decryption).
+    names = key_name("jed") * 63
+    carriers = ek_xml(XENC + "kw-aes256", names, b64(RNG.randbytes(40)),
+                      extra="<CarriedKeyName>jed</CarriedKeyName>") * 40
+    case("fail-carried-key-name-amplification.xml",
+         "<doc>" + ed_xml(CONTENT[alg][0], names, b64(data)) + carriers + "<f/>" * 150_000 + "</doc>",
+         "63 KeyNames per KeyInfo, 40 EncryptedKeys carrying that name and 150,000 other "
+         "elements: one document scan per KeyName would cost seconds", "xmlenc", "limit",
+         keys=["jed"], max_millis=5000)
+
     # References: RetrievalMethod and CipherReference.
     def rm(uri, t=TYPE_EK):
         return f'<RetrievalMethod URI="{uri}" Type="{t}" />'
@@ -1126,7 +1138,7 @@ def main():
                      "new `entry` name handled in run() of tests/malformed.rs (the test refuses "
                      "names it does not know); files may have any extension; a case may carry "
                      "extra fields its entry point needs (a password, a kid, save_as) and "
-                     "max_peak_bytes to bound its peak allocation.",
+                     "max_peak_bytes to bound its peak allocation, max_millis its running time.",
         "decryptors": {
             "null": "NullXmlDecryptor",
             "xmlenc": "an XML Encryption decryptor over `keys` (EncryptedXmlDecryptor's type name)",

@@ -294,10 +294,17 @@ fn every_hostile_file_fails_with_its_exact_kind_without_panicking_in_bounded_mem
         let bytes = std::fs::read(dir().join(file)).unwrap();
 
         ALLOC.reset_peak_memory();
+        let started = std::time::Instant::now();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             run(&manifest, case, &bytes, scratch.path())
         }));
         let peak = ALLOC.get_peak_memory();
+        let elapsed = started.elapsed();
+        if let Some(max) = case["max_millis"].as_u64()
+            && elapsed.as_millis() > u128::from(max)
+        {
+            failures.push(format!("{file}: took {elapsed:?}, bound {max} ms"));
+        }
 
         let result = match outcome {
             Ok(r) => r,
