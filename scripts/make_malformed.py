@@ -495,6 +495,10 @@ def key_file_cases():
     case("fail-key-master-key-over-1kib.xml",
          key_file(plain_master_key(value=b64(RNG.randbytes(4096)))),
          "a 4 KiB master key (bounded at 1 KiB)", "key_file", "limit")
+    case("fail-key-master-key-1025-bytes.xml",
+         key_file(plain_master_key(value=b64(random.Random(1025).randbytes(1025)))),
+         "a 1025-byte master key: one byte over the bound, within the same base64 length",
+         "key_file", "limit")
     case("fail-key-master-key-two-values.xml",
          key_file(plain_master_key(extra="<value>AAAA</value>")),
          "a masterKey with two <value> children", "key_file", "format")
