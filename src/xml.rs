@@ -887,6 +887,17 @@ fn convert(
                     }
                 }
                 roxmltree::NodeType::PI => {
+                    // `<?xml<x?>` or `<?xml"…?>` parse as a processing instruction with the
+                    // reserved target "xml" (XML 1.0 §2.6 forbids it; .NET refuses it), and would
+                    // be written back as an XML declaration in the middle of the document.
+                    if child
+                        .pi()
+                        .is_some_and(|pi| pi.target.eq_ignore_ascii_case("xml"))
+                    {
+                        return Err(Error::xml(
+                            "a processing instruction uses the reserved target 'xml'; the document is not well-formed",
+                        ));
+                    }
                     if let (Some(pi), Some((el, _))) = (child.pi(), stack.last_mut()) {
                         el.children.push(Node::ProcessingInstruction {
                             target: pi.target.to_owned(),
@@ -1536,5 +1547,24 @@ mod tests {
         }
         assert!(parse(&utf16).is_ok());
         assert!(parse(b"\xEF\xBB\xBF<?xml version=\"1.0\" encoding=\"utf-8\"?><key/>").is_ok());
+    }
+
+    /// Regressions (fuzz/regressions/xml_parse/pi-target-xml-without-space,
+    /// fuzz/regressions/key_file/pi-target-xml-in-master-key): a processing instruction named
+    /// `xml` directly followed by `<` or `"` was accepted, then written back as a misplaced XML
+    /// declaration that no parser reads.
+    #[test]
+    fn processing_instructions_with_the_reserved_target_are_refused() {
+        for doc in [
+            &b"<a>x<?xml<encry.?>y</a>"[..],
+            b"<a><?xml\" encoding=\"\"?></a>",
+            b"<a><?XML data?></a>",
+            b"<a><?xMl?></a>",
+        ] {
+            assert_eq!(parse(doc).unwrap_err().kind(), ErrorKind::Xml, "{doc:?}");
+        }
+        let ok = parse(b"<a><?xml-stylesheet href=\"a\"?><?pi data?></a>").unwrap();
+        let again = parse(&to_bytes(&ok, WriteOptions::COMPACT)).unwrap();
+        assert_eq!(ok, again);
     }
 }
