@@ -929,6 +929,13 @@ fn make_element(
     let tag = node.tag_name();
     let qname = element_qname(node, src);
     let prefix = qname.split_once(':').map(|(p, _)| p);
+    // roxmltree reads `<:name>` as an unprefixed name; XML with namespaces (and .NET) refuses a
+    // name that starts with ':', and the tree could not be written back.
+    if prefix == Some("") {
+        return Err(Error::xml(
+            "an element name begins with ':'; the document is not well-formed",
+        ));
+    }
     let name = Name {
         // roxmltree reports an element under `xmlns=""` as in namespace "": that is no namespace.
         namespace: tag.namespace().filter(|n| !n.is_empty()).map(Into::into),
@@ -983,6 +990,11 @@ fn make_element(
         }
         let raw = src.get(a.range_qname()).unwrap_or("");
         let prefix = raw.split_once(':').map(|(p, _)| p);
+        if prefix == Some("") {
+            return Err(Error::xml(
+                "an attribute name begins with ':'; the document is not well-formed",
+            ));
+        }
         attributes.push(Attribute {
             name: Name {
                 namespace: a.namespace().map(Into::into),
@@ -1566,5 +1578,19 @@ mod tests {
         let ok = parse(b"<a><?xml-stylesheet href=\"a\"?><?pi data?></a>").unwrap();
         let again = parse(&to_bytes(&ok, WriteOptions::COMPACT)).unwrap();
         assert_eq!(ok, again);
+    }
+
+    /// Regression (fuzz/regressions/xml_parse/element-name-begins-with-colon): `<:KeyInfo>` was
+    /// read as `KeyInfo` and written back as something no parser reads; .NET refuses it.
+    #[test]
+    fn names_beginning_with_a_colon_are_refused() {
+        for doc in [
+            &b"<a><:b/></a>"[..],
+            b"<:a/>",
+            b"<a :b=\"1\"/>",
+            b"<a xmlns=\"urn:x\"><:b></b></a>",
+        ] {
+            assert_eq!(parse(doc).unwrap_err().kind(), ErrorKind::Xml, "{doc:?}");
+        }
     }
 }
