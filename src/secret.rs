@@ -98,6 +98,18 @@ impl MasterKey {
         if out.is_empty() {
             return Err(Error::format("the masterKey value is empty"));
         }
+        // The character count bounded the allocation; the limit is on the key's bytes (up to two
+        // more fit in the last base64 quantum).
+        if out.len() > MasterKey::MAX_LEN {
+            return Err(Error::new(
+                crate::ErrorKind::Limit,
+                format!(
+                    "limit master key length ({}) exceeded: the masterKey value has {} bytes",
+                    MasterKey::MAX_LEN,
+                    out.len()
+                ),
+            ));
+        }
         Ok(MasterKey(SecretBytes(out)))
     }
 
@@ -234,6 +246,15 @@ mod tests {
             MasterKey::from_base64("").unwrap_err().kind(),
             crate::ErrorKind::Format
         );
+        // Exactly at the bound, and just past it (within the same number of base64 characters).
+        let b64 = |n: usize| base64::engine::general_purpose::STANDARD.encode(vec![1u8; n]);
+        assert_eq!(MasterKey::from_base64(&b64(1024)).unwrap().len(), 1024);
+        for n in [1025, 1026] {
+            assert_eq!(
+                MasterKey::from_base64(&b64(n)).unwrap_err().kind(),
+                crate::ErrorKind::Limit
+            );
+        }
         let huge = "A".repeat(4096);
         assert_eq!(
             MasterKey::from_base64(&huge).unwrap_err().kind(),

@@ -569,11 +569,13 @@ impl Default for Limits {
 
 impl Limits {
     /// Limits for a whole ring held in one document (Blob, one-file store, Key Vault secret):
-    /// up to 256 MiB and 20 million nodes, the same depth, attribute and text bounds.
+    /// up to 128 MiB and 2 million nodes (about 50,000 keys; the parser spends about 90 bytes per
+    /// node before dpwrap's checks, so this bounds a hostile document to about 180 MiB), the same
+    /// depth, attribute and text bounds.
     pub fn ring_document() -> Limits {
         Limits {
-            max_input_bytes: 256 * 1024 * 1024,
-            max_nodes: 20_000_000,
+            max_input_bytes: 128 * 1024 * 1024,
+            max_nodes: 2_000_000,
             ..Limits::default()
         }
     }
@@ -605,8 +607,22 @@ pub fn parse_with(bytes: &[u8], limits: &Limits) -> Result<Element> {
             &format!("the input has {} bytes", bytes.len()),
         ));
     }
-    let text = decode(bytes)?;
+    let text = decode_checked(bytes)?;
     parse_str(&text, limits)
+}
+
+/// Decodes bytes to text and checks what .NET checks before parsing: one byte order mark at
+/// most, and a declared encoding that agrees with the bytes.
+fn decode_checked(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>> {
+    let (text, encoding) = decode(bytes)?;
+    // A second byte order mark would otherwise be skipped by the XML parser; .NET refuses it.
+    if text.starts_with('\u{FEFF}') {
+        return Err(Error::xml(
+            "the document starts with two byte order marks; save it as UTF-8 with at most one",
+        ));
+    }
+    check_declaration_matches(&text, encoding)?;
+    Ok(text)
 }
 
 /// Parses a document already decoded to text (no BOM), enforcing `limits`.
@@ -657,9 +673,8 @@ pub(crate) fn parse_ranged<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Range
         ));
     }
     let bom = bytes.starts_with(UTF8_BOM);
-    let text = decode(bytes)?;
+    let text = decode_checked(bytes)?;
     let utf8 = matches!(text, std::borrow::Cow::Borrowed(_));
-    check_declared_encoding(&text)?;
     let options = roxmltree::ParsingOptions {
         allow_dtd: false,
         nodes_limit: limits.max_nodes,
@@ -745,12 +760,19 @@ pub fn parse_fragment(
     Ok(std::mem::take(&mut wrapper.children))
 }
 
+/// How the bytes of a document were decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Detected {
+    Utf8,
+    Utf16,
+}
+
 /// Decodes bytes to text: UTF-8 (optional BOM), or UTF-16 LE/BE with a BOM or an unmistakable
 /// `<?` start, as `XmlReader` does.
-fn decode(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>> {
+fn decode(bytes: &[u8]) -> Result<(std::borrow::Cow<'_, str>, Detected)> {
     use std::borrow::Cow;
     if let Some(rest) = bytes.strip_prefix(UTF8_BOM) {
-        return utf8(rest).map(Cow::Borrowed);
+        return utf8(rest).map(|t| (Cow::Borrowed(t), Detected::Utf8));
     }
     let utf16 = match bytes {
         [0xFF, 0xFE, rest @ ..] => Some((rest, true)),
@@ -760,8 +782,31 @@ fn decode(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>> {
         _ => None,
     };
     match utf16 {
-        Some((rest, little)) => decode_utf16(rest, little).map(Cow::Owned),
-        None => utf8(bytes).map(Cow::Borrowed),
+        Some((rest, little)) => {
+            decode_utf16(rest, little).map(|t| (Cow::Owned(t), Detected::Utf16))
+        }
+        None => utf8(bytes).map(|t| (Cow::Borrowed(t), Detected::Utf8)),
+    }
+}
+
+/// Refuses a declaration of UTF-16 on a document that is not UTF-16: `XmlReader` throws "there
+/// is no Unicode byte order mark, cannot switch to Unicode" on it, so .NET never reads such a file
+/// and dpwrap must not read it differently.
+fn check_declaration_matches(text: &str, detected: Detected) -> Result<()> {
+    let declared = declared_encoding(text).map(|e| e.to_ascii_lowercase());
+    let utf16_names = [
+        "utf-16",
+        "utf-16le",
+        "utf-16be",
+        "unicode",
+        "ucs-2",
+        "iso-10646-ucs-2",
+    ];
+    match (detected, declared.as_deref()) {
+        (Detected::Utf8, Some(d)) if utf16_names.contains(&d) => Err(Error::xml(format!(
+            "the document declares encoding '{d}' but is not UTF-16 (no UTF-16 byte order mark); save it as UTF-8 and declare utf-8"
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -799,35 +844,27 @@ fn decode_utf16(bytes: &[u8], little_endian: bool) -> Result<String> {
     Ok(out)
 }
 
+/// The value of the `encoding` pseudo-attribute of the XML declaration, if there is one.
+fn declared_encoding(text: &str) -> Option<&str> {
+    let rest = text.strip_prefix("<?xml")?;
+    let end = rest.find("?>")?;
+    let decl = rest.get(..end)?;
+    let pos = decl.find("encoding")?;
+    let after = decl.get(pos + "encoding".len()..)?.trim_start();
+    let after = after.strip_prefix('=')?.trim_start();
+    let quote = match after.chars().next() {
+        Some(q @ ('"' | '\'')) => q,
+        _ => return None,
+    };
+    after.get(1..)?.split(quote).next()
+}
+
 /// Refuses a declared encoding other than UTF-8 or UTF-16: the text was decoded as one of those,
 /// and a document claiming another encoding would be read differently by .NET.
 fn check_declared_encoding(text: &str) -> Result<()> {
-    let Some(rest) = text.strip_prefix("<?xml") else {
+    let Some(value) = declared_encoding(text) else {
         return Ok(());
     };
-    let Some(end) = rest.find("?>") else {
-        return Ok(());
-    };
-    let decl = rest.get(..end).unwrap_or("");
-    let Some(pos) = decl.find("encoding") else {
-        return Ok(());
-    };
-    let after = decl
-        .get(pos + "encoding".len()..)
-        .unwrap_or("")
-        .trim_start();
-    let Some(after) = after.strip_prefix('=') else {
-        return Ok(());
-    };
-    let after = after.trim_start();
-    let quote = match after.chars().next() {
-        Some(q @ ('"' | '\'')) => q,
-        _ => return Ok(()),
-    };
-    let value = after
-        .get(1..)
-        .and_then(|v| v.split(quote).next())
-        .unwrap_or("");
     let lower = value.to_ascii_lowercase();
     let ascii_only = text.is_ascii();
     match lower.as_str() {
@@ -918,6 +955,17 @@ fn convert(
                     }
                 }
                 roxmltree::NodeType::PI => {
+                    // `<?xml<x?>` or `<?xml"…?>` parse as a processing instruction with the
+                    // reserved target "xml" (XML 1.0 §2.6 forbids it; .NET refuses it), and would
+                    // be written back as an XML declaration in the middle of the document.
+                    if child
+                        .pi()
+                        .is_some_and(|pi| pi.target.eq_ignore_ascii_case("xml"))
+                    {
+                        return Err(Error::xml(
+                            "a processing instruction uses the reserved target 'xml'; the document is not well-formed",
+                        ));
+                    }
                     if let (Some(pi), Some((el, _))) = (child.pi(), stack.last_mut()) {
                         el.children.push(Node::ProcessingInstruction {
                             target: pi.target.to_owned(),
@@ -949,6 +997,13 @@ fn make_element(
     let tag = node.tag_name();
     let qname = element_qname(node, src);
     let prefix = qname.split_once(':').map(|(p, _)| p);
+    // roxmltree reads `<:name>` as an unprefixed name; XML with namespaces (and .NET) refuses a
+    // name that starts with ':', and the tree could not be written back.
+    if prefix == Some("") {
+        return Err(Error::xml(
+            "an element name begins with ':'; the document is not well-formed",
+        ));
+    }
     let name = Name {
         // roxmltree reports an element under `xmlns=""` as in namespace "": that is no namespace.
         namespace: tag.namespace().filter(|n| !n.is_empty()).map(Into::into),
@@ -1003,6 +1058,11 @@ fn make_element(
         }
         let raw = src.get(a.range_qname()).unwrap_or("");
         let prefix = raw.split_once(':').map(|(p, _)| p);
+        if prefix == Some("") {
+            return Err(Error::xml(
+                "an attribute name begins with ':'; the document is not well-formed",
+            ));
+        }
         attributes.push(Attribute {
             name: Name {
                 namespace: a.namespace().map(Into::into),
@@ -1548,5 +1608,57 @@ mod tests {
     fn debug_never_shows_text() {
         let el = parse(b"<masterKey><value>SECRETSECRET</value></masterKey>").unwrap();
         assert!(!format!("{el:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn utf16_declared_on_utf8_and_a_second_bom_are_refused_as_dotnet_refuses_them() {
+        // .NET: "There is no Unicode byte order mark. Cannot switch to Unicode."
+        for doc in [
+            &b"\xEF\xBB\xBF<?xml version=\"1.0\" encoding=\"utf-16\"?><key/>"[..],
+            b"<?xml version=\"1.0\" encoding=\"UTF-16\"?><key/>",
+            b"\xEF\xBB\xBF\xEF\xBB\xBF<key/>",
+        ] {
+            assert_eq!(parse(doc).unwrap_err().kind(), ErrorKind::Xml);
+        }
+        // UTF-16 that says so, and UTF-8 that says so, are read.
+        let mut utf16 = vec![0xFF, 0xFE];
+        for u in "<?xml version=\"1.0\" encoding=\"utf-16\"?><key/>".encode_utf16() {
+            utf16.extend_from_slice(&u.to_le_bytes());
+        }
+        assert!(parse(&utf16).is_ok());
+        assert!(parse(b"\xEF\xBB\xBF<?xml version=\"1.0\" encoding=\"utf-8\"?><key/>").is_ok());
+    }
+
+    /// Regressions (fuzz/regressions/xml_parse/pi-target-xml-without-space,
+    /// fuzz/regressions/key_file/pi-target-xml-in-master-key): a processing instruction named
+    /// `xml` directly followed by `<` or `"` was accepted, then written back as a misplaced XML
+    /// declaration that no parser reads.
+    #[test]
+    fn processing_instructions_with_the_reserved_target_are_refused() {
+        for doc in [
+            &b"<a>x<?xml<encry.?>y</a>"[..],
+            b"<a><?xml\" encoding=\"\"?></a>",
+            b"<a><?XML data?></a>",
+            b"<a><?xMl?></a>",
+        ] {
+            assert_eq!(parse(doc).unwrap_err().kind(), ErrorKind::Xml, "{doc:?}");
+        }
+        let ok = parse(b"<a><?xml-stylesheet href=\"a\"?><?pi data?></a>").unwrap();
+        let again = parse(&to_bytes(&ok, WriteOptions::COMPACT)).unwrap();
+        assert_eq!(ok, again);
+    }
+
+    /// Regression (fuzz/regressions/xml_parse/element-name-begins-with-colon): `<:KeyInfo>` was
+    /// read as `KeyInfo` and written back as something no parser reads; .NET refuses it.
+    #[test]
+    fn names_beginning_with_a_colon_are_refused() {
+        for doc in [
+            &b"<a><:b/></a>"[..],
+            b"<:a/>",
+            b"<a :b=\"1\"/>",
+            b"<a xmlns=\"urn:x\"><:b></b></a>",
+        ] {
+            assert_eq!(parse(doc).unwrap_err().kind(), ErrorKind::Xml, "{doc:?}");
+        }
     }
 }

@@ -348,6 +348,10 @@ struct Walk<'d> {
     wanted: Vec<String>,
     /// The document `EncryptedKey`s being resolved (loop detection).
     chain: Vec<*const Element>,
+    /// Every `EncryptedKey` of the document that has a `CarriedKeyName`, with that name: found
+    /// once, on the first `KeyName`. Scanning the document for each `KeyName` instead let a
+    /// 650 KB document full of `KeyName`s cost seconds.
+    carried: Option<Vec<(crate::xml::Path, &'d Element, String)>>,
 }
 
 impl<'d> Walk<'d> {
@@ -362,6 +366,7 @@ impl<'d> Walk<'d> {
             problems: Vec::new(),
             wanted: Vec::new(),
             chain: Vec::new(),
+            carried: None,
         }
     }
 
@@ -404,11 +409,12 @@ impl<'d> Walk<'d> {
                             return true;
                         }
                     }
-                    let carried = find_all(self.root, &mut |e| {
-                        e.is(Some(NS_XENC), "EncryptedKey")
-                            && e.element(Some(NS_XENC), "CarriedKeyName")
-                                .is_some_and(|c| c.text().trim() == name)
-                    });
+                    let carried: Vec<(crate::xml::Path, &'d Element)> = self
+                        .carried_keys()
+                        .iter()
+                        .filter(|(_, _, carried)| carried == name)
+                        .map(|(path, el, _)| (path.clone(), *el))
+                        .collect();
                     any |= !carried.is_empty();
                     for (path, el) in carried {
                         if self.document_key(&path, el, depth, sink) {
@@ -496,6 +502,22 @@ impl<'d> Walk<'d> {
             });
         }
         false
+    }
+
+    fn carried_keys(&mut self) -> &[(crate::xml::Path, &'d Element, String)] {
+        let root = self.root;
+        self.carried.get_or_insert_with(|| {
+            find_all(root, &mut |e| {
+                e.is(Some(NS_XENC), "EncryptedKey")
+                    && e.element(Some(NS_XENC), "CarriedKeyName").is_some()
+            })
+            .into_iter()
+            .filter_map(|(path, el)| {
+                let name = el.element(Some(NS_XENC), "CarriedKeyName")?.text();
+                Some((path, el, name.trim().to_owned()))
+            })
+            .collect()
+        })
     }
 
     /// An `EncryptedKey` found elsewhere in the document (by `RetrievalMethod` or

@@ -584,9 +584,22 @@ pub(crate) fn decode_base64(text: &str, max: usize, what: &str) -> Result<Vec<u8
     }
     let mut compact = Vec::with_capacity(significant);
     compact.extend(text.bytes().filter(|b| !b.is_ascii_whitespace()));
-    b64()
+    let decoded = b64()
         .decode(&compact)
-        .map_err(|_| Error::format(format!("{what} is not valid base64")))
+        .map_err(|_| Error::format(format!("{what} is not valid base64")))?;
+    // The character count bounds the allocation; the bound itself is on the decoded bytes (up
+    // to two more fit in the last base64 quantum).
+    if decoded.len() > max {
+        return Err(Error::new(
+            ErrorKind::Limit,
+            format!(
+                "limit {what} size ({max} bytes) exceeded: {} has {} bytes",
+                shorten(what),
+                decoded.len()
+            ),
+        ));
+    }
+    Ok(decoded)
 }
 
 /// The text of every text node below `el` (the XPath string value), in document order.
@@ -634,6 +647,23 @@ mod tests {
             decode_base64("!!", 6, "x").unwrap_err().kind(),
             ErrorKind::Format
         );
+    }
+
+    /// Regression (fuzz/regressions/decrypt_spliced/wrapped-key-1025-bytes-within-the-base64-bound):
+    /// a 1025-byte wrapped key fits in the 1368 base64 characters of a 1024-byte bound, and was
+    /// accepted by the model and refused later as a decryption failure instead of a limit.
+    #[test]
+    fn the_bound_is_exact_in_decoded_bytes() {
+        use base64::Engine as _;
+        let b64 = |n: usize| base64::engine::general_purpose::STANDARD.encode(vec![7u8; n]);
+        assert_eq!(decode_base64(&b64(1024), 1024, "x").unwrap().len(), 1024);
+        for n in [1025, 1026, 1027] {
+            assert_eq!(
+                decode_base64(&b64(n), 1024, "x").unwrap_err().kind(),
+                ErrorKind::Limit,
+                "{n} bytes"
+            );
+        }
     }
 
     #[test]
