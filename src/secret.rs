@@ -5,7 +5,6 @@
 
 use std::fmt;
 
-use base64::Engine as _;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Error, Result};
@@ -91,10 +90,12 @@ impl MasterKey {
                 ),
             ));
         }
-        let mut out = Zeroizing::new(Vec::with_capacity(compact.len() / 4 * 3 + 3));
-        base64::engine::general_purpose::STANDARD
-            .decode_vec(compact.as_bytes(), &mut out)
-            .map_err(|_| Error::format("the masterKey value is not valid base64"))?;
+        // Constant-time base64 (base64ct): the text is the secret itself.
+        let mut out = Zeroizing::new(vec![0u8; compact.len() / 4 * 3 + 3]);
+        let len = <base64ct::Base64 as base64ct::Encoding>::decode(compact.as_bytes(), &mut out)
+            .map_err(|_| Error::format("the masterKey value is not valid base64"))?
+            .len();
+        out.truncate(len);
         if out.is_empty() {
             return Err(Error::format("the masterKey value is empty"));
         }
@@ -115,8 +116,13 @@ impl MasterKey {
 
     /// The key as base64, in a buffer wiped on drop.
     pub fn to_base64(&self) -> Zeroizing<String> {
-        let mut s = Zeroizing::new(String::with_capacity(self.0.len().div_ceil(3) * 4));
-        base64::engine::general_purpose::STANDARD.encode_string(self.0.expose(), &mut s);
+        // Constant-time base64 (base64ct), into a buffer sized exactly so nothing is reallocated.
+        let mut buf = Zeroizing::new(vec![0u8; self.0.len().div_ceil(3) * 4]);
+        let len = <base64ct::Base64 as base64ct::Encoding>::encode(self.0.expose(), &mut buf)
+            .map(str::len)
+            .unwrap_or(0);
+        let mut s = Zeroizing::new(String::with_capacity(len));
+        s.push_str(std::str::from_utf8(buf.get(..len).unwrap_or(&[])).unwrap_or(""));
         s
     }
 
