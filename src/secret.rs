@@ -233,6 +233,7 @@ impl fmt::Debug for Password {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
 
     #[test]
     fn master_key_base64_round_trip_with_whitespace() {
