@@ -3,13 +3,14 @@
 //!
 //! ```text
 //! cargo run --release --example big_ring -- gen --out DIR --count N --cert C.pem [--transport rsa-1_5|oaep|mixed] [--manifest FILE]
-//! cargo run --release --example big_ring -- decrypt --cert C.pem --key K.pem [--parallelism N] [--concurrency N] [--unordered] DIR
+//! cargo run --release --example big_ring -- decrypt --cert C.pem --key K.pem [--parallelism N] [--concurrency N] [--unordered] [--manifest FILE] DIR
 //! ```
 //!
 //! `gen` writes `key-{id}.xml` files as ASP.NET lays them out (AES-256-CBC content, the
 //! certificate in the `EncryptedKey`) and, with `--manifest`, one JSON line per key with its
 //! master key, in the Mono peer's manifest format, so a sample can be checked with the peer's
-//! `decrypt-key`. `decrypt` reads the directory lazily: memory stays flat whatever the count
+//! `decrypt-key`. `decrypt` checks the master keys against such a manifest (the peer's own
+//! `gen-ring` manifest too) when given one. It reads the directory lazily: memory stays flat whatever the count
 //! (`/usr/bin/time -v` shows the peak).
 
 use std::io::Write;
@@ -78,7 +79,8 @@ impl Args {
     }
 
     fn require(&self, name: &str) -> Result<&str, String> {
-        self.get(name).ok_or_else(|| format!("--{name} is required"))
+        self.get(name)
+            .ok_or_else(|| format!("--{name} is required"))
     }
 
     fn number(&self, name: &str) -> Result<Option<usize>, String> {
@@ -151,10 +153,25 @@ fn generate(args: &[String]) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Key id → master key (base64) from a manifest (JSON lines with `key_id` and `master_key_b64`).
+fn read_manifest(path: &str) -> Result<std::collections::HashMap<String, String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    let field = |line: &str, name: &str| -> Option<String> {
+        let start = line.find(&format!("\"{name}\": \""))? + name.len() + 5;
+        let len = line.get(start..)?.find('"')?;
+        line.get(start..start + len).map(str::to_owned)
+    };
+    Ok(text
+        .lines()
+        .filter_map(|l| Some((field(l, "key_id")?, field(l, "master_key_b64")?)))
+        .collect())
+}
+
 fn decrypt(args: &[String]) -> Result<ExitCode, String> {
     let args = parse(args, &["--unordered"]);
-    let cert = CertificateWithKey::from_pem_files(args.require("cert")?, args.require("key")?, None)
-        .map_err(|e| e.to_string())?;
+    let cert =
+        CertificateWithKey::from_pem_files(args.require("cert")?, args.require("key")?, None)
+            .map_err(|e| e.to_string())?;
     let decryptors = Decryptors::new()
         .with(Arc::new(CertificateXmlDecryptor::new([Arc::new(cert)])))
         .with(Arc::new(NullXmlDecryptor));
@@ -171,14 +188,28 @@ fn decrypt(args: &[String]) -> Result<ExitCode, String> {
     let [dir] = args.positional.as_slice() else {
         return Err("one ring directory expected".to_owned());
     };
+    let expected = match args.get("manifest") {
+        Some(path) => Some(read_manifest(path)?),
+        None => None,
+    };
     let started = Instant::now();
     let (mut keys, mut revocations, mut failed) = (0usize, 0usize, 0usize);
     let sources = ring::directory(std::path::Path::new(dir)).map_err(|e| e.to_string())?;
     for d in ring::decrypt(sources, &decryptors, &options) {
         match &d.outcome {
             Outcome::Key {
-                master_key: Ok(_), ..
-            } => keys += 1,
+                key,
+                master_key: Ok(m),
+            } => {
+                keys += 1;
+                if let Some(expected) = &expected {
+                    let id = key.id().to_string();
+                    if expected.get(&id).map(String::as_str) != Some(m.to_base64().as_str()) {
+                        failed += 1;
+                        eprintln!("{}: the master key is not the manifest's", d.name);
+                    }
+                }
+            }
             Outcome::Revocation(_) => revocations += 1,
             Outcome::Key {
                 master_key: Err(e), ..
