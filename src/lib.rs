@@ -16,6 +16,7 @@
     )
 )]
 
+pub mod authentication;
 pub mod azure;
 pub mod certificate;
 pub(crate) mod crypto;

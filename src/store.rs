@@ -13,6 +13,8 @@
 //! | a directory | [`DirectoryStore`]: one file per element (`FileSystemXmlRepository`) |
 //! | a path ending in `.xml` | [`DocumentStore`]: the whole ring in one document (the Blob layout) |
 //! | `redis://…`, `rediss://…` | `RedisStore` (feature `redis`): one Redis list |
+//! | `https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB[?SAS]`, `blob+https://…`, `blob+http://…` | `BlobStore` (feature `azure`): one Azure blob in the one-document layout |
+//! | `https://VAULT.vault.azure.net/secrets/NAME`, `kvsecret+https://…` | `KeyVaultSecretStore` (feature `azure`): one Key Vault secret (base64 `<root>` document) |
 //! | `env:NAME` | the location held by environment variable `NAME` |
 //!
 //! Locations are printed only through [`redact`], which hides passwords, SAS signatures and
@@ -27,16 +29,25 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::key_file::RingElement;
 use crate::xml::{Element, Name};
 
+#[cfg(feature = "azure")]
+pub mod blob;
 pub mod copy;
 pub mod directory;
 pub mod document;
+#[cfg(feature = "azure")]
+pub mod key_vault_secret;
 pub mod location;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod rewrap;
+pub(crate) mod ring_document;
 
+#[cfg(feature = "azure")]
+pub use blob::{BlobOptions, BlobStore};
 pub use directory::DirectoryStore;
 pub use document::DocumentStore;
+#[cfg(feature = "azure")]
+pub use key_vault_secret::{KeyVaultSecretStore, SecretStoreOptions};
 pub use location::{redact, resolve};
 #[cfg(feature = "redis")]
 pub use redis::{RedisOptions, RedisStore};
@@ -249,10 +260,27 @@ fn backends() -> Vec<Backend> {
         recognises: |l| has_scheme(l, &["redis", "rediss"]),
         open: |l| Err(not_built(l, "the Redis store", "redis")),
     });
+    #[cfg(feature = "azure")]
+    out.push(Backend {
+        recognises: blob::recognises,
+        open: |l| Ok(Box::new(BlobStore::open(l, BlobOptions::default())?)),
+    });
+    #[cfg(not(feature = "azure"))]
     out.push(Backend {
         recognises: is_azure_blob,
         open: |l| Err(not_built(l, "the Azure Blob store", "azure")),
     });
+    #[cfg(feature = "azure")]
+    out.push(Backend {
+        recognises: key_vault_secret::recognises,
+        open: |l| {
+            Ok(Box::new(KeyVaultSecretStore::open(
+                l,
+                SecretStoreOptions::default(),
+            )?))
+        },
+    });
+    #[cfg(not(feature = "azure"))]
     out.push(Backend {
         recognises: is_key_vault_secret,
         open: |l| Err(not_built(l, "the Key Vault secret store", "azure")),
@@ -260,6 +288,7 @@ fn backends() -> Vec<Backend> {
     out
 }
 
+#[cfg(not(all(feature = "redis", feature = "azure")))]
 fn not_built(location: &str, what: &str, feature: &str) -> Error {
     Error::config(format!(
         "{}: {what} is not built into this dpwrap (cargo feature `{feature}`)",
@@ -283,7 +312,7 @@ pub(crate) fn scheme_of(location: &str) -> Option<&str> {
     valid.then_some(scheme)
 }
 
-fn host_of(location: &str) -> Option<String> {
+pub(crate) fn host_of(location: &str) -> Option<String> {
     let (_, rest) = location.split_once("://")?;
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     let host = authority.rsplit('@').next().unwrap_or("");
@@ -291,12 +320,14 @@ fn host_of(location: &str) -> Option<String> {
     Some(host.to_ascii_lowercase())
 }
 
+#[cfg(not(feature = "azure"))]
 fn is_azure_blob(location: &str) -> bool {
     has_scheme(location, &["blob+https", "blob+http"])
         || (has_scheme(location, &["https"])
             && host_of(location).is_some_and(|h| h.ends_with(".blob.core.windows.net")))
 }
 
+#[cfg(not(feature = "azure"))]
 fn is_key_vault_secret(location: &str) -> bool {
     has_scheme(location, &["kvsecret+https"])
         || (has_scheme(location, &["https"])
@@ -309,6 +340,10 @@ fn is_key_vault_secret(location: &str) -> bool {
 ///   SAS tokens out of the command line);
 /// - `redis://[user[:password]@]host[:port][/db][?key=NAME]`, `rediss://…`: a Redis list
 ///   (feature `redis`);
+/// - `https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB[?SAS]`, `blob+https://…`,
+///   `blob+http://…`: an Azure blob (feature `azure`);
+/// - `https://VAULT.vault.azure.net/secrets/NAME`, `kvsecret+https://…`: a Key Vault secret
+///   (feature `azure`);
 /// - a path ending in `.xml` (that is not a directory): the whole ring in one document;
 /// - any other path: a directory with one file per element.
 ///
@@ -323,7 +358,7 @@ pub fn open(location: &str) -> Result<Box<dyn KeyStore>> {
     }
     if let Some(scheme) = scheme_of(resolved) {
         return Err(Error::config(format!(
-            "{}: no store is known for '{scheme}://' locations; use a directory, a .xml file or a redis:// URL",
+            "{}: no store is known for '{scheme}://' locations; use a directory, a .xml file, a redis:// URL, a blob URL or a Key Vault secret URL",
             redact(resolved)
         )));
     }
@@ -354,11 +389,26 @@ mod tests {
         assert!(format!("{doc:?}").contains("DocumentStore"));
         let e = open("ftp://example/ring").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Config);
+    }
+
+    #[cfg(not(feature = "azure"))]
+    #[test]
+    fn azure_locations_name_the_missing_feature() {
         let e = open("https://acct.blob.core.windows.net/c/b?sig=SECRET").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Config);
         assert!(!e.to_string().contains("SECRET"), "{e}");
+        assert!(e.to_string().contains("`azure`"), "{e}");
         let e = open("kvsecret+https://vault.local/secrets/ring").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Config);
+    }
+
+    #[cfg(feature = "azure")]
+    #[test]
+    fn azure_locations_open_their_stores() {
+        let blob = open("https://acct.blob.core.windows.net/c/b?sv=1&sig=SECRET").unwrap();
+        assert!(format!("{blob:?}").contains("BlobStore"));
+        assert!(!format!("{blob:?}").contains("SECRET"));
+        assert!(blob.describe().ends_with("sig=***"), "{}", blob.describe());
     }
 
     #[test]

@@ -912,3 +912,65 @@ async fn peer_ring_decrypts_through_the_vault_and_our_output_decrypts_in_the_pee
     );
     assert_eq!(v["kid"].as_str(), Some(kid.as_str()));
 }
+
+/// A certificate kept in Key Vault (its secret: the base64 PFX, empty password, as Key Vault
+/// stores certificates; or a PEM bundle) is usable as the certificate protector's material.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_from_a_key_vault_secret_decrypts_the_real_aspnet_key() {
+    use base64::Engine as _;
+    use dpwrap::{CertificateWithKey, CertificateXmlDecryptor, Decryptors, Password};
+    let vault = LocalKeyVault::start().await.unwrap();
+    let dir = common::shared("vectors/aspnet/dotnet-aspnetcore-trimming");
+    // Key Vault keeps a certificate as a PFX with an empty password: re-export the ASP.NET test
+    // certificate that way (openssl-independent: the loader is tested against openssl elsewhere).
+    let original = CertificateWithKey::from_pkcs12_file(
+        dir.join("TestCert-user-example-com.pfx"),
+        &Password::from("password"),
+    )
+    .unwrap();
+    let pfx = original.to_pkcs12(&Password::from("")).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&pfx);
+    vault.set_secret("dp-cert", &b64, Some("application/x-pkcs12"));
+    let pem = format!(
+        "{}{}",
+        original.to_pem_certificate(),
+        original.to_pem_private_key().unwrap().as_str()
+    );
+    vault.set_secret("dp-cert-pem", &pem, Some("application/x-pem-file"));
+    let secrets = KeyVaultSecrets::new(
+        vault.url(),
+        Arc::new(StaticToken),
+        options(&vault, fast_retries()),
+    )
+    .unwrap();
+    let key = match dpwrap::key_file::read_file(
+        &dir.join("key-9c15d488-4417-49ab-ae39-ed2f36a9ebe3.xml"),
+    )
+    .unwrap()
+    {
+        dpwrap::RingElement::Key(k) => k,
+        _ => panic!("not a key"),
+    };
+    for name in ["dp-cert", "dp-cert-pem"] {
+        let cert = secrets.certificate(name, None, None).await.unwrap();
+        assert_eq!(
+            cert.thumbprint(),
+            "3BFD1BAE91D198645590F1DAC2FE7C2250292A65"
+        );
+        let decryptors =
+            Decryptors::new().with(Arc::new(CertificateXmlDecryptor::new([Arc::new(cert)])));
+        let master = key.master_key(&decryptors).await.unwrap();
+        assert_eq!(
+            &*master.to_base64(),
+            "HfIK4QgxlajUlAj2se0A90ZAtJmkI4zOLQrCwEl86WM77WlKbDQlXhnd/DYDZKHUW6t0pg0J054XFJeFZ4U6hg=="
+        );
+    }
+    // A wrong password names the secret, not the password.
+    let err = secrets
+        .certificate("dp-cert", None, Some(&Password::from("nope")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Certificate);
+    assert!(err.to_string().contains("dp-cert"), "{err}");
+    assert!(!err.to_string().contains("nope"), "{err}");
+}

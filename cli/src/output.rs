@@ -2,6 +2,16 @@
 
 use std::io::Write;
 
+/// Prints `dpwrap: {file}: {message}` on stderr, without repeating the file when the message
+/// already starts with it.
+pub fn report(file: &str, message: &str) {
+    if message.starts_with(file) {
+        eprintln!("dpwrap: {message}");
+    } else {
+        eprintln!("dpwrap: {file}: {message}");
+    }
+}
+
 /// Prints one JSON object per line.
 pub fn json_line(value: &serde_json::Value) {
     let mut out = std::io::stdout().lock();

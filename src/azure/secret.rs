@@ -3,8 +3,7 @@
 //! `application/x-pkcs12`, empty password), used as the certificate protector's key material:
 //!
 //! ```ignore
-//! let secret = secrets.get("dataprotection-cert", None).await?;
-//! let cert = CertificateWithKey::from_pkcs12_base64(secret.expose(), &Password::from(""))?;
+//! let cert = secrets.certificate("dataprotection-cert", None, None).await?;
 //! ```
 //!
 //! The value is returned in a buffer wiped on drop. The SDK's response buffer that carried it is
@@ -120,6 +119,27 @@ impl KeyVaultSecrets {
         })
     }
 
+    /// Loads a certificate with its private key from a secret: the base64 PFX that Key Vault keeps
+    /// for a certificate (content type `application/x-pkcs12`, normally with an empty password),
+    /// or a PEM bundle (content type `application/x-pem-file`). `password` defaults to empty.
+    pub async fn certificate(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        password: Option<&crate::secret::Password>,
+    ) -> Result<crate::certificate::CertificateWithKey> {
+        use crate::certificate::CertificateWithKey;
+        let secret = self.get(name, version).await?;
+        let empty = crate::secret::Password::from("");
+        let password = password.unwrap_or(&empty);
+        let loaded = if secret.content_type() == Some("application/x-pem-file") {
+            CertificateWithKey::from_pem_bundle(secret.expose().as_bytes(), Some(password))
+        } else {
+            CertificateWithKey::from_pkcs12_base64(secret.expose(), password)
+        };
+        loaded.map_err(|e| e.context(format!("the Key Vault secret '{}'", secret.id())))
+    }
+
     /// The vault, as `https://host[:port]`.
     pub fn vault(&self) -> &str {
         &self.vault
@@ -127,11 +147,33 @@ impl KeyVaultSecrets {
 
     /// The secret `name`, at `version` (the latest when `None`).
     pub async fn get(&self, name: &str, version: Option<&str>) -> Result<SecretValue> {
+        self.get_if_exists(name, version).await?.ok_or_else(|| {
+            let what = match version {
+                Some(v) => format!("{name}/{v}"),
+                None => name.to_owned(),
+            };
+            Error::new(
+                ErrorKind::Backend,
+                format!(
+                    "Key Vault has no secret '{what}' in {} (404 Not Found); check the name and version",
+                    self.vault
+                ),
+            )
+        })
+    }
+
+    /// The secret `name`, at `version` (the latest when `None`), or `None` when the vault has no
+    /// such secret (404).
+    pub async fn get_if_exists(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Option<SecretValue>> {
         let what = match version {
             Some(v) => format!("{name}/{v}"),
             None => name.to_owned(),
         };
-        let mut secret = retry::run(&self.retry, || async {
+        let result = retry::run(&self.retry, || async {
             let options = SecretClientGetSecretOptions {
                 secret_version: version.map(str::to_owned),
                 ..Default::default()
@@ -141,8 +183,16 @@ impl KeyVaultSecrets {
                 .await?
                 .into_model()
         })
-        .await
-        .map_err(|f| self.failure("get", &what, f))?;
+        .await;
+        let mut secret = match result {
+            Ok(s) => s,
+            Err(Failure::Service { error, .. })
+                if error.http_status() == Some(StatusCode::NotFound) =>
+            {
+                return Ok(None);
+            }
+            Err(f) => return Err(self.failure("get", &what, f)),
+        };
         let value = Zeroizing::new(secret.value.take().unwrap_or_default());
         if value.len() > MAX_SECRET_LEN {
             return Err(Error::new(
@@ -152,11 +202,11 @@ impl KeyVaultSecrets {
                 ),
             ));
         }
-        Ok(SecretValue {
+        Ok(Some(SecretValue {
             id: secret.id.take().unwrap_or_default(),
             content_type: secret.content_type.take(),
             value,
-        })
+        }))
     }
 
     /// Stores `value` as a new version of the secret `name`; returns the new version's id.

@@ -1,5 +1,6 @@
 //! The HTTP transport every Azure client of dpwrap uses: reqwest over rustls with the `ring`
-//! provider (no C build of aws-lc-sys), no redirects, bounded connect time.
+//! provider (no C build of aws-lc-sys), no redirects, no transparent decompression, bounded
+//! connect time.
 //!
 //! reqwest built without a default provider panics when none is installed, and so would the
 //! Azure SDK's default transport inside any credential we did not hand a transport to. So
@@ -30,6 +31,10 @@ pub struct TransportOptions {
     pub trusted_roots_pem: Option<Vec<u8>>,
     /// How long to wait for a TCP and TLS connection (default 10 s).
     pub connect_timeout: Option<Duration>,
+    /// Open a new connection for every request instead of keeping idle ones for reuse. A pooled
+    /// connection belongs to the tokio runtime that opened it; a client used from several runtimes
+    /// (a store shared between `block_on` calls) must not reuse them.
+    pub fresh_connections: bool,
 }
 
 impl std::fmt::Debug for TransportOptions {
@@ -37,6 +42,7 @@ impl std::fmt::Debug for TransportOptions {
         f.debug_struct("TransportOptions")
             .field("custom_roots", &self.trusted_roots_pem.is_some())
             .field("connect_timeout", &self.connect_timeout)
+            .field("fresh_connections", &self.fresh_connections)
             .finish()
     }
 }
@@ -46,7 +52,16 @@ pub fn build_transport(options: &TransportOptions) -> Result<Transport> {
     ensure_crypto_provider();
     let mut builder = reqwest::Client::builder()
         .connect_timeout(options.connect_timeout.unwrap_or(Duration::from_secs(10)))
-        .redirect(reqwest::redirect::Policy::none());
+        .redirect(reqwest::redirect::Policy::none())
+        // Bodies are passed on as they came: the Blob client's ranged downloads need the stored
+        // bytes, whatever features another crate turns on in reqwest.
+        .no_gzip()
+        .no_deflate()
+        .no_brotli()
+        .no_zstd();
+    if options.fresh_connections {
+        builder = builder.pool_max_idle_per_host(0);
+    }
     if let Some(pem) = &options.trusted_roots_pem {
         let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
             Error::new(

@@ -147,7 +147,7 @@ fn redact_pairs(pairs: &str, separator: char, secret: &[&str]) -> String {
 
 /// Removes every occurrence of the secrets of `location` (password, signature) from `message`:
 /// for error texts of client libraries that may quote the URL they were given.
-#[cfg_attr(not(feature = "redis"), allow(dead_code))] // used by network stores
+#[cfg_attr(not(any(feature = "redis", feature = "azure")), allow(dead_code))] // used by network stores
 pub(crate) fn scrub(message: &str, location: &str) -> String {
     let mut out = message.to_owned();
     for secret in secrets_of(location) {
@@ -159,7 +159,7 @@ pub(crate) fn scrub(message: &str, location: &str) -> String {
 }
 
 /// The credential substrings of a location (raw and percent-decoded).
-#[cfg_attr(not(feature = "redis"), allow(dead_code))] // used by network stores
+#[cfg_attr(not(any(feature = "redis", feature = "azure")), allow(dead_code))] // used by network stores
 fn secrets_of(location: &str) -> Vec<String> {
     let mut out = Vec::new();
     if let Some((_, rest)) = location.split_once("://") {
@@ -189,7 +189,7 @@ fn secrets_of(location: &str) -> Vec<String> {
     out
 }
 
-#[cfg_attr(not(feature = "redis"), allow(dead_code))] // used by network stores
+#[cfg_attr(not(any(feature = "redis", feature = "azure")), allow(dead_code))] // used by network stores
 fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());

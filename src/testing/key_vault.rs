@@ -15,7 +15,8 @@
 //! - Errors are `{"error":{"code","message","innererror"?}}`: 404 `KeyNotFound`/`SecretNotFound`,
 //!   403 `Forbidden` (`innererror.code` `ForbiddenByPolicy`, or `KeyDisabled` for a disabled key),
 //!   400 `BadParameter`.
-//! - `GET /secrets/{name}[/{version}]` and `PUT /secrets/{name}` (a new version each time).
+//! - `GET /secrets/{name}[/{version}]` and `PUT /secrets/{name}` (a new version each time; a value
+//!   over 25 KB is refused with 400 `BadParameter`, as the service refuses it).
 //! - `POST /{tenant}/oauth2/v2.0/token`: an Entra ID token endpoint for client secrets and
 //!   certificate assertions (RS256 JWT checked against the registered key and `x5t`), so that
 //!   credentials can be tested end to end with `AZURE_AUTHORITY_HOST` pointing here.
@@ -46,6 +47,8 @@ pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 /// The resource named in the challenge (as Azure's public cloud names it).
 pub const RESOURCE: &str = "https://vault.azure.net";
 const MAX_BODY: usize = 64 * 1024;
+/// The largest secret value Key Vault stores (25 KB); a larger one is refused with 400.
+pub const MAX_SECRET_VALUE: usize = 25 * 1024;
 
 /// A fault to inject into the next authenticated requests.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,6 +89,10 @@ pub struct Stats {
     pub faults: usize,
     /// Tokens issued by the token endpoint.
     pub tokens_issued: usize,
+    /// get-secret requests answered after authentication.
+    pub secret_gets: usize,
+    /// set-secret requests answered after authentication (refused ones included).
+    pub secret_sets: usize,
 }
 
 struct KeyVersion {
@@ -112,6 +119,7 @@ struct Inner {
     client_certs: HashMap<String, (RsaPublicKey, Vec<u8>)>,
     issued: HashSet<String>,
     require_issued: bool,
+    overwrites: HashMap<String, VecDeque<String>>,
 }
 
 struct State {
@@ -319,6 +327,34 @@ impl LocalKeyVault {
     pub fn set_secret(&self, name: &str, value: &str, content_type: Option<&str>) -> String {
         let mut inner = self.state.lock();
         set_secret(&mut inner, &self.url, name, value, content_type)
+    }
+
+    /// After the next set of the secret `name` is stored, stores `value` as a newer version
+    /// (content type `text/plain`): another writer that read the secret earlier and sets its own
+    /// version just after (last writer wins).
+    pub fn overwrite_after_next_set(&self, name: &str, value: &str) {
+        self.state
+            .lock()
+            .overwrites
+            .entry(name.to_ascii_lowercase())
+            .or_default()
+            .push_back(value.to_owned());
+    }
+
+    /// How many versions the secret `name` has.
+    pub fn secret_versions(&self, name: &str) -> usize {
+        let inner = self.state.lock();
+        inner
+            .secrets
+            .get(&name.to_ascii_lowercase())
+            .map_or(0, |(_, v)| v.len())
+    }
+
+    /// The content type of the latest version of the secret `name`.
+    pub fn secret_content_type(&self, name: &str) -> Option<String> {
+        let inner = self.state.lock();
+        let (_, versions) = inner.secrets.get(&name.to_ascii_lowercase())?;
+        versions.last().and_then(|v| v.content_type.clone())
     }
 
     /// The latest value of the secret `name`.
@@ -700,7 +736,8 @@ fn key_operation(state: &State, name: &str, version: &str, wrap: bool, body: &[u
 }
 
 fn get_secret(state: &State, name: &str, version: &str) -> Answer {
-    let inner = state.lock();
+    let mut inner = state.lock();
+    inner.stats.secret_gets += 1;
     if denied(&inner, "getSecret", name) {
         return forbidden("get", "secrets", name);
     }
@@ -738,6 +775,7 @@ fn get_secret(state: &State, name: &str, version: &str) -> Answer {
 
 fn put_secret(state: &State, name: &str, body: &[u8]) -> Answer {
     let mut inner = state.lock();
+    inner.stats.secret_sets += 1;
     if denied(&inner, "setSecret", name) {
         return forbidden("set", "secrets", name);
     }
@@ -750,8 +788,26 @@ fn put_secret(state: &State, name: &str, body: &[u8]) -> Answer {
             None,
         );
     };
+    if value.len() > MAX_SECRET_VALUE {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "BadParameter",
+            &format!(
+                "The secret value is {} bytes; the maximum allowed is {MAX_SECRET_VALUE}.",
+                value.len()
+            ),
+            None,
+        );
+    }
     let content_type = request.get("contentType").and_then(Value::as_str);
     let id = set_secret(&mut inner, &state.url, name, value, content_type);
+    let queued = inner
+        .overwrites
+        .get_mut(&name.to_ascii_lowercase())
+        .and_then(VecDeque::pop_front);
+    if let Some(other) = queued {
+        set_secret(&mut inner, &state.url, name, &other, Some("text/plain"));
+    }
     let mut out = json!({"value": value, "id": id, "attributes": {"enabled": true}});
     if let (Some(ct), Some(map)) = (content_type, out.as_object_mut()) {
         map.insert("contentType".into(), json!(ct));

@@ -104,3 +104,69 @@ impl Peer {
         ]);
     }
 }
+
+/// The .NET repositories' read and write logic on Mono (`tests/peers/repositories.cs`), compiled
+/// with mcs into `target/peers/`. `None` (after [`skip`]) without mcs or mono.
+pub fn repositories() -> Option<Repositories> {
+    if !have("mono") || Command::new("mcs").arg("--version").output().is_err() {
+        skip("mono and mcs are not installed (apt-get install mono-devel)");
+        return None;
+    }
+    let source = super::repo().join("tests/peers/repositories.cs");
+    let dir = super::repo().join("target/peers");
+    std::fs::create_dir_all(&dir).unwrap();
+    // One build per source version; tests running at once wait on the lock.
+    let exe = dir.join(format!(
+        "repositories-{}.exe",
+        std::fs::metadata(&source).unwrap().len()
+    ));
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(".repositories.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    if !exe.is_file() {
+        let out = Command::new("mcs")
+            .args(["-r:System.Xml.Linq", "-r:System.Xml"])
+            .arg(format!("-out:{}", exe.display()))
+            .arg(&source)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mcs failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Some(Repositories { exe })
+}
+
+/// The compiled repositories program.
+pub struct Repositories {
+    exe: PathBuf,
+}
+
+impl Repositories {
+    /// Runs `mono repositories.exe ARGS`; panics unless it succeeds; returns stdout.
+    pub fn ok<I, S>(&self, args: I) -> String
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let out = Command::new("mono")
+            .arg(&self.exe)
+            .args(args)
+            .output()
+            .expect("mono runs");
+        assert!(
+            out.status.success(),
+            "repositories.exe failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 output")
+    }
+}

@@ -1,6 +1,8 @@
 //! Shared test helpers. Each integration test file that needs them says `mod common;`.
 #![allow(dead_code)]
 
+#[cfg(feature = "azure")]
+pub mod azurite;
 pub mod interop;
 pub mod redis_server;
 
@@ -61,23 +63,64 @@ pub fn peer_ring(
     base: &std::path::Path,
     count: usize,
 ) -> Option<(PathBuf, PathBuf, Vec<serde_json::Value>)> {
+    peer_ring_with(base, count, false)
+}
+
+/// [`peer_ring`] with every protection the peer writes: `cert,cert-oaep,null,none,akv,akv-legacy`,
+/// the Key Vault formats wrapped with a local RSA key (`certs/kek.pem`, made by openssl), which
+/// [`peer_decrypt_ring`] then hands to the peer too.
+pub fn peer_ring_every_format(
+    base: &std::path::Path,
+    count: usize,
+) -> Option<(PathBuf, PathBuf, Vec<serde_json::Value>)> {
+    peer_ring_with(base, count, true)
+}
+
+fn peer_ring_with(
+    base: &std::path::Path,
+    count: usize,
+    key_vault: bool,
+) -> Option<(PathBuf, PathBuf, Vec<serde_json::Value>)> {
     let peer = interop::peer()?;
     let certs = base.join("certs");
     let ring = base.join("ring");
     std::fs::create_dir_all(&certs).unwrap();
     peer.gen_cert(&certs, 2048, "pw", "c");
     let cert = certs.join("c.cert.pem");
-    peer.ok([
-        "gen-ring",
-        "--count",
-        &count.to_string(),
-        "--out",
-        ring.to_str().unwrap(),
-        "--formats",
-        "cert,cert-oaep,null,none",
-        "--cert",
-        cert.to_str().unwrap(),
-    ]);
+    let mut args: Vec<String> = vec![
+        "gen-ring".into(),
+        "--count".into(),
+        count.to_string(),
+        "--out".into(),
+        ring.to_str().unwrap().into(),
+        "--formats".into(),
+        "cert,cert-oaep,null,none".into(),
+        "--cert".into(),
+        cert.to_str().unwrap().into(),
+    ];
+    if key_vault {
+        let kek = certs.join("kek.pem");
+        let out = std::process::Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+            ])
+            .arg(&kek)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        args[6] = "cert,cert-oaep,null,none,akv,akv-legacy".into();
+        args.extend(["--key".into(), kek.to_str().unwrap().into()]);
+    }
+    peer.ok(&args);
     let manifest_path = ring.join("manifest.jsonl");
     let manifest: Vec<serde_json::Value> = std::fs::read_to_string(&manifest_path)
         .unwrap()
@@ -164,7 +207,8 @@ pub async fn null_master_key(element: &dpwrap::xml::Element) -> String {
 }
 
 /// The peer's `decrypt-ring` over a directory: (key id, master key base64, revoked) per key,
-/// sorted by id. `certs` holds `c.cert.pem`/`c.key.pem` from [`peer_ring`] (or `None`).
+/// sorted by id. `certs` holds `c.cert.pem`/`c.key.pem` (and `kek.pem`) from [`peer_ring`] or
+/// [`peer_ring_every_format`] (or `None`).
 pub fn peer_decrypt_ring(
     peer: &interop::Peer,
     dir: &std::path::Path,
@@ -182,6 +226,9 @@ pub fn peer_decrypt_ring(
             "--key".into(),
             c.join("c.key.pem").to_str().unwrap().into(),
         ]);
+        if c.join("kek.pem").is_file() {
+            args.extend(["--key".into(), c.join("kek.pem").to_str().unwrap().into()]);
+        }
     }
     let out = peer.ok(&args);
     let mut rows: Vec<(String, String, bool)> = out
