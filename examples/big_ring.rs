@@ -4,7 +4,12 @@
 //! ```text
 //! cargo run --release --example big_ring -- gen --out DIR --count N --cert C.pem [--transport rsa-1_5|oaep|mixed] [--manifest FILE]
 //! cargo run --release --example big_ring -- decrypt --cert C.pem --key K.pem [--parallelism N] [--concurrency N] [--unordered] [--manifest FILE] DIR
+//! cargo run --release --example big_ring -- speed --cert C.pem --key K.pem [--seconds S] [--transport rsa-1_5|oaep]
 //! ```
+//!
+//! `speed` is `openssl speed` for one key: it decrypts one certificate-protected master key
+//! (`EncryptedData` to `masterKey`, everything but file I/O) in a loop on one thread and prints
+//! the rate, to set beside OpenSSL's RSA private-operation rate.
 //!
 //! `gen` writes `key-{id}.xml` files as ASP.NET lays them out (AES-256-CBC content, the
 //! certificate in the `EncryptedKey`) and, with `--manifest`, one JSON line per key with its
@@ -32,6 +37,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("gen") => generate(&args[1..]),
         Some("decrypt") => decrypt(&args[1..]),
+        Some("speed") => speed(&args[1..]),
         _ => Err("usage: big_ring gen|decrypt ... (see the source's header)".to_owned()),
     };
     match result {
@@ -149,6 +155,65 @@ fn generate(args: &[String]) -> Result<ExitCode, String> {
         "wrote {count} keys to {} in {:.2?}",
         out.display(),
         started.elapsed()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn speed(args: &[String]) -> Result<ExitCode, String> {
+    let args = parse(args, &[]);
+    let cert = Arc::new(
+        CertificateWithKey::from_pem_files(args.require("cert")?, args.require("key")?, None)
+            .map_err(|e| e.to_string())?,
+    );
+    let seconds: f64 = args
+        .get("seconds")
+        .unwrap_or("3")
+        .parse()
+        .map_err(|_| "--seconds: not a number".to_owned())?;
+    let (name, transport) = match args.get("transport").unwrap_or("rsa-1_5") {
+        "oaep" => ("rsa-oaep-mgf1p", KeyTransport::RsaOaep),
+        _ => ("rsa-1_5", KeyTransport::Rsa15),
+    };
+    let encryptor = CertificateXmlEncryptor::new(cert.certificate().clone())
+        .map_err(|e| e.to_string())?
+        .key_transport(transport);
+    let master = MasterKey::generate(64).map_err(|e| e.to_string())?;
+    let secret = xml::parse(
+        format!(
+            r#"<masterKey xmlns:p4="http://schemas.asp.net/2015/03/dataProtection" p4:requiresEncryption="true"><value>{}</value></masterKey>"#,
+            master.to_base64().as_str()
+        )
+        .as_bytes(),
+    )
+    .map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let encrypted = rt
+        .block_on(dpwrap::XmlEncryptor::encrypt(&encryptor, &secret))
+        .map_err(|e| e.to_string())?
+        .encrypted_element;
+    let decryptor = CertificateXmlDecryptor::new([Arc::clone(&cert)]);
+    let run = |duration: f64| -> Result<(u64, f64), String> {
+        let started = Instant::now();
+        let mut n = 0u64;
+        while started.elapsed().as_secs_f64() < duration {
+            decryptor
+                .decrypt_encrypted_data(&encrypted)
+                .map_err(|e| e.to_string())?;
+            n += 1;
+        }
+        Ok((n, started.elapsed().as_secs_f64()))
+    };
+    run(0.3)?; // warm-up: first-use key import, caches
+    let (n, elapsed) = run(seconds)?;
+    println!(
+        "certificate decrypt, {} bits, {name}: {n} in {elapsed:.2} s: {:.1} /s",
+        cert.certificate()
+            .public_key()
+            .map(|k| k.size_bits())
+            .unwrap_or(0),
+        n as f64 / elapsed
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -178,6 +178,16 @@ impl Source {
     }
 }
 
+impl Drop for Source {
+    fn drop(&mut self) {
+        // An unprotected key's element holds its master key in the clear; a parsed `Key` and a
+        // file path take care of themselves.
+        if let What::Element(element) = &mut self.what {
+            zeroize::Zeroize::zeroize(element);
+        }
+    }
+}
+
 impl From<Key> for Source {
     /// Reported as `key-{id}`.
     fn from(key: Key) -> Source {
@@ -578,9 +588,11 @@ struct Slot {
 }
 
 impl Slot {
-    fn new(index: usize, source: Source, decryptors: Arc<Decryptors>) -> Slot {
-        let Source { name, what } = source;
+    fn new(index: usize, mut source: Source, decryptors: Arc<Decryptors>) -> Slot {
+        let name = std::mem::take(&mut source.name);
         let task: Task = Box::pin(async move {
+            // Taken out only now: until then the source's drop wipes an element never read.
+            let what = std::mem::replace(&mut source.what, What::File(PathBuf::new()));
             match Source::load(what) {
                 Ok(RingElement::Key(key)) => {
                     let master_key = key.master_key(&decryptors).await;
