@@ -37,17 +37,25 @@ async fn decrypt_keys(
     decryptors: &Decryptors,
     concurrency: usize,
 ) -> Vec<dpwrap::Result<MasterKey>> {
-    use dpwrap::ring::{self, RingOptions, Source};
+    use dpwrap::ring::{self, Source};
     let sources = keys
         .iter()
         .map(|k| Source::element(String::new(), k.element().clone()));
-    let options = RingOptions::default().concurrency(concurrency.max(1));
+    let options = ring_options(concurrency);
     let mut stream = ring::decrypt(sources, decryptors, &options);
     let mut results = Vec::with_capacity(keys.len());
     while let Some(d) = stream.next_async().await {
         results.push(d.into_master_key());
     }
     results
+}
+
+/// `--concurrency` bounds the keys in flight (what matters for Key Vault); it is raised to the
+/// number of cores so that certificate decryption uses them all.
+fn ring_options(concurrency: usize) -> dpwrap::ring::RingOptions {
+    let options = dpwrap::ring::RingOptions::default();
+    let parallelism = options.parallelism;
+    options.concurrency(concurrency.max(parallelism).max(1))
 }
 
 /// What a row says about its key.
@@ -102,7 +110,7 @@ async fn stream_directory(
     concurrency: usize,
     reveal: bool,
 ) -> StreamedRing {
-    use dpwrap::ring::{self, Outcome as RingOutcome, RingOptions};
+    use dpwrap::ring::{self, Outcome as RingOutcome};
     let mut out = StreamedRing {
         rows: Vec::new(),
         revocations: Vec::new(),
@@ -116,7 +124,7 @@ async fn stream_directory(
             return out;
         }
     };
-    let options = RingOptions::default().concurrency(concurrency.max(1));
+    let options = ring_options(concurrency);
     let mut stream = ring::decrypt(sources, decryptors, &options);
     while let Some(d) = stream.next_async().await {
         let file = naming.of(&d.name);
