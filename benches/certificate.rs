@@ -35,9 +35,15 @@ fn transports() -> [(&'static str, KeyTransport, RsaPadding); 2] {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let secret = master_key_element();
-    let backend = if cfg!(feature = "aws-lc") { "aws-lc" } else { "rsa" };
+    let backend = if cfg!(feature = "aws-lc") {
+        "aws-lc"
+    } else {
+        "rsa"
+    };
 
     for bits in [2048usize, 3072, 4096] {
         // Generated here, in the setup, never inside a measurement.

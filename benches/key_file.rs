@@ -14,7 +14,9 @@ use dpwrap::xml::{self, WriteOptions};
 use dpwrap::{CertificateWithKey, CertificateXmlEncryptor, Key, MasterKey};
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let cert = CertificateWithKey::generate_self_signed("CN=dpwrap bench", 2048, 30).unwrap();
     let encryptor = CertificateXmlEncryptor::new(cert.certificate().clone()).unwrap();
     let element = rt

@@ -15,14 +15,16 @@ use dpwrap::new_key::{DEFAULT_LIFETIME, NewKey};
 use dpwrap::ring::{self, RingOptions, Source};
 use dpwrap::xml::Element;
 use dpwrap::{
-    CertificateWithKey, CertificateXmlDecryptor, CertificateXmlEncryptor, Decryptors,
-    KeyTransport, MasterKey,
+    CertificateWithKey, CertificateXmlDecryptor, CertificateXmlEncryptor, Decryptors, KeyTransport,
+    MasterKey,
 };
 
 const KEYS: usize = 1000;
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let cert =
         Arc::new(CertificateWithKey::generate_self_signed("CN=dpwrap bench", 2048, 30).unwrap());
     let elements: Vec<Element> = (0..KEYS)
@@ -45,7 +47,11 @@ fn bench(c: &mut Criterion) {
         .collect();
     let decryptors =
         Decryptors::new().with(Arc::new(CertificateXmlDecryptor::new([Arc::clone(&cert)])));
-    let backend = if cfg!(feature = "aws-lc") { "aws-lc" } else { "rsa" };
+    let backend = if cfg!(feature = "aws-lc") {
+        "aws-lc"
+    } else {
+        "rsa"
+    };
 
     let mut group = c.benchmark_group(format!("ring_1000_keys_2048/{backend}"));
     group.sample_size(10);
