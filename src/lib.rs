@@ -29,6 +29,7 @@ pub mod key_file;
 pub mod new_key;
 pub mod null;
 pub mod protector;
+pub mod ring;
 pub mod secret;
 pub mod store;
 #[cfg(feature = "test-util")]

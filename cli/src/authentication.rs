@@ -174,26 +174,34 @@ impl Trust {
         status.check(self.policy, &key.id())
     }
 
+    /// The policy as a check the ring's workers run on each key before decrypting it, so that a
+    /// refused key never reaches a private key or the vault.
+    pub fn gate(&self) -> dpwrap::ring::KeyGate {
+        let signers = self.signers.clone();
+        let policy = self.policy;
+        dpwrap::ring::KeyGate(Arc::new(move |key: &Key| {
+            signers.verify(key).check(policy, &key.id())
+        }))
+    }
+
     /// Warns (once per key id) about a key accepted without being verified, where authentication
     /// is in use: trusted certificates were named, or the key's ring holds signed keys.
     pub fn warn(
         &mut self,
         status: &AuthenticationStatus,
-        key: &Key,
+        id: uuid::Uuid,
         ring_signed: bool,
         file: &str,
     ) {
-        if !(self.explicit || ring_signed) || !self.warned.insert(key.id()) {
+        if !(self.explicit || ring_signed) || !self.warned.insert(id) {
             return;
         }
         match status {
             AuthenticationStatus::Unsigned => eprintln!(
-                "dpwrap: warning: key {} is not authenticated; anyone who can write to this store could have planted it ({file})",
-                key.id()
+                "dpwrap: warning: key {id} is not authenticated; anyone who can write to this store could have planted it ({file})"
             ),
             AuthenticationStatus::UntrustedSigner(s) => eprintln!(
-                "dpwrap: warning: key {} is signed by {s}, which is not trusted here (name its certificate with --trust-cert); anyone who can write to this store could have planted it ({file})",
-                key.id()
+                "dpwrap: warning: key {id} is signed by {s}, which is not trusted here (name its certificate with --trust-cert); anyone who can write to this store could have planted it ({file})"
             ),
             AuthenticationStatus::Verified(_) | AuthenticationStatus::Invalid => {}
         }

@@ -3,16 +3,19 @@
 
 use base64::Engine as _;
 use clap::ArgMatches;
-use dpwrap::{Decryptors, Key, MasterKey};
+use std::path::Path;
+
+use dpwrap::key_file::{self, RevocationTarget};
+use dpwrap::{Decryptors, Key, MasterKey, Revocation};
 use serde_json::json;
 
 use dpwrap::authentication::AuthenticationStatus;
 
 use crate::authentication::{Trust, TrustArgs, carries_proof};
-use crate::fail::{Fail, Outcome};
+use crate::fail::Outcome;
 use crate::key_material::{KeyMaterial, KeyMaterialArgs};
 use crate::output::{Table, json_line};
-use crate::stores::{self, What};
+use crate::stores::{self, Naming, What};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -32,42 +35,162 @@ pub struct Args {
     stores: Vec<String>,
 }
 
-/// Decrypts the master keys of `keys`, at most `concurrency` at once; results in key order.
-/// The one place where the ring is unwrapped: swap in a faster core API here.
+/// Decrypts the master keys of `keys`, at most `concurrency` at once, the private-key work
+/// spread over the cores (`dpwrap::ring`); results in key order.
 async fn decrypt_keys(
     keys: &[&Key],
     decryptors: &Decryptors,
     concurrency: usize,
+    trust: &Trust,
 ) -> Vec<dpwrap::Result<MasterKey>> {
-    #[cfg(feature = "azure")]
-    {
-        use dpwrap::azure::ring::{RingUnwrapOptions, unwrap_each};
-        unwrap_each(
-            keys.iter().copied(),
-            decryptors,
-            &RingUnwrapOptions::with_concurrency(concurrency),
-        )
-        .await
+    use dpwrap::ring::{self, Source};
+    let sources = keys
+        .iter()
+        .map(|k| Source::element(String::new(), k.element().clone()));
+    let options = ring_options(concurrency, trust);
+    let mut stream = ring::decrypt(sources, decryptors, &options);
+    let mut results = Vec::with_capacity(keys.len());
+    while let Some(d) = stream.next_async().await {
+        results.push(d.into_master_key());
     }
-    #[cfg(not(feature = "azure"))]
-    {
-        use futures_util::{StreamExt as _, stream};
-        stream::iter(keys.iter().map(|k| k.master_key(decryptors)))
-            .buffered(concurrency.max(1))
-            .collect()
-            .await
+    results
+}
+
+/// `--concurrency` bounds the keys in flight (what matters for Key Vault); it is raised to the
+/// number of cores so that certificate decryption uses them all. Every key's proof is checked on
+/// the workers before it is decrypted: a refused key never reaches a private key or the vault.
+fn ring_options(concurrency: usize, trust: &Trust) -> dpwrap::ring::RingOptions {
+    let options = dpwrap::ring::RingOptions::default();
+    let parallelism = options.parallelism;
+    options
+        .concurrency(concurrency.max(parallelism).max(1))
+        .gate(trust.gate())
+}
+
+/// What a row says about its key.
+struct KeyFacts {
+    id: uuid::Uuid,
+    creation: dpwrap::Timestamp,
+    protection: &'static str,
+    authentication: AuthenticationStatus,
+    signed: bool,
+}
+
+impl KeyFacts {
+    fn of(key: &Key, trust: &Trust) -> KeyFacts {
+        KeyFacts {
+            id: key.id(),
+            creation: key.creation_date().clone(),
+            protection: key.protection().as_str(),
+            authentication: trust.status(key),
+            signed: carries_proof(key),
+        }
+    }
+
+    /// Whether `revocations` revoke the key (a single-key revocation, or a mass revocation dated
+    /// after the key's creation), as `Revocation::revokes` decides for a whole key.
+    fn revoked_by(&self, revocations: &[&Revocation]) -> bool {
+        revocations.iter().any(|r| match r.target() {
+            RevocationTarget::Key(id) => id == self.id,
+            RevocationTarget::AllCreatedBefore => self.creation < *r.date(),
+        })
     }
 }
 
-/// The outcome of one key: its master key, or why not.
-type KeyResult = Result<MasterKey, dpwrap::Error>;
+/// One element of a streamed directory, reduced to what its row needs.
+enum Streamed {
+    Key {
+        facts: KeyFacts,
+        /// The master key (kept only for `--reveal`), or the error.
+        result: Result<Option<MasterKey>, dpwrap::Error>,
+    },
+    Fragment(dpwrap::key_file::Fragment),
+    Failed(dpwrap::Error),
+}
+
+/// A directory decrypted as a stream: rows in file-name order, and its revocations.
+struct StreamedRing {
+    rows: Vec<(String, Streamed)>,
+    revocations: Vec<Revocation>,
+}
+
+/// Decrypts every file of `dir` through `dpwrap::ring`: read, parsed and decrypted on the worker
+/// threads, at most `concurrency` files in memory at once. Only the rows are kept (the
+/// revocations must all be known before a key's row can say whether it is revoked).
+async fn stream_directory(
+    dir: &Path,
+    decryptors: &Decryptors,
+    concurrency: usize,
+    reveal: bool,
+    trust: &Trust,
+) -> StreamedRing {
+    use dpwrap::ring::{self, Outcome as RingOutcome};
+    let mut out = StreamedRing {
+        rows: Vec::new(),
+        revocations: Vec::new(),
+    };
+    let naming = Naming::Directory(dir.to_path_buf());
+    let sources = match ring::directory(dir) {
+        Ok(s) => s,
+        Err(e) => {
+            out.rows.push((naming.store(), Streamed::Failed(e)));
+            return out;
+        }
+    };
+    let options = ring_options(concurrency, trust);
+    let mut stream = ring::decrypt(sources, decryptors, &options);
+    while let Some(d) = stream.next_async().await {
+        let file = naming.of(&d.name);
+        let row = match d.outcome {
+            RingOutcome::Key { key, master_key } => Streamed::Key {
+                facts: KeyFacts::of(&key, trust),
+                result: master_key.map(|m| reveal.then_some(m)),
+            },
+            RingOutcome::Revocation(r) => {
+                out.revocations.push(r);
+                continue;
+            }
+            // Not a ring element: say so if it is a protected fragment, as for other stores.
+            RingOutcome::Unreadable(e) => match key_file::read_element(&dir.join(&d.name))
+                .ok()
+                .as_ref()
+                .and_then(dpwrap::key_file::Fragment::recognise)
+            {
+                Some(f) if e.kind() == dpwrap::ErrorKind::Format => Streamed::Fragment(f),
+                _ => Streamed::Failed(e),
+            },
+        };
+        out.rows.push((file, row));
+    }
+    out
+}
 
 pub async fn run(args: Args, matches: &ArgMatches) -> Outcome<u8> {
     let material = KeyMaterial::load(&args.material, matches)?;
     let mut trust = Trust::new(&args.trust, &material.certificates)?;
     let decryptors = material.decryptors();
     let settings = stores::Settings::new(&args.material.connection)?;
-    let rings = stores::read_rings(&args.stores, &settings).await?;
+    // Directories are streamed (memory stays flat on large rings); other stores are read whole,
+    // one at a time in argument order, and single element files together at the end.
+    let mut directories = Vec::new();
+    let mut others = Vec::new();
+    for location in &args.stores {
+        match stores::open(location, true, &settings) {
+            Ok(opened) if opened.only.is_none() => match opened.naming {
+                Naming::Directory(dir) => directories.push(dir),
+                Naming::Location(_) => others.push(location.clone()),
+            },
+            // Single element files, and locations that fail to open (read_rings reports them).
+            _ => others.push(location.clone()),
+        }
+    }
+    let mut streamed = Vec::new();
+    for dir in &directories {
+        streamed.push(
+            stream_directory(dir, &decryptors, material.concurrency, args.reveal, &trust).await,
+        );
+    }
+    let rings = stores::read_rings(&others, &settings).await?;
     let mut failed = false;
     let mut header = vec![
         "FILE",
@@ -83,13 +206,12 @@ pub async fn run(args: Args, matches: &ArgMatches) -> Outcome<u8> {
     header.push("ERROR");
     let mut table = Table::new(header);
     let mut row = |file: &str,
-                   key: Option<&Key>,
+                   key: Option<&KeyFacts>,
                    revoked: bool,
-                   authentication: Option<&AuthenticationStatus>,
-                   result: Result<&MasterKey, &dpwrap::Error>| {
-        let protection = key.map(|k| k.protection().as_str());
-        let key_id = key.map(|k| k.id().to_string());
-        let authentication = authentication.map(AuthenticationStatus::as_str);
+                   result: Result<Option<&MasterKey>, &dpwrap::Error>| {
+        let protection = key.map(|k| k.protection);
+        let key_id = key.map(|k| k.id.to_string());
+        let authentication = key.map(|k| k.authentication.as_str());
         if args.json {
             let mut value = json!({
                 "file": file,
@@ -101,7 +223,7 @@ pub async fn run(args: Args, matches: &ArgMatches) -> Outcome<u8> {
             });
             if let Some(map) = value.as_object_mut() {
                 match &result {
-                    Ok(master) if args.reveal => {
+                    Ok(Some(master)) if args.reveal => {
                         let b64 = zeroize::Zeroizing::new(
                             base64::engine::general_purpose::STANDARD.encode(master.expose()),
                         );
@@ -126,14 +248,57 @@ pub async fn run(args: Args, matches: &ArgMatches) -> Outcome<u8> {
             ];
             if args.reveal {
                 cells.push(match &result {
-                    Ok(m) => m.to_base64().to_string(),
-                    Err(_) => "-".into(),
+                    Ok(Some(m)) => m.to_base64().to_string(),
+                    Ok(None) | Err(_) => "-".into(),
                 });
             }
             cells.push(result.err().map(|e| e.to_string()).unwrap_or_default());
             table.row(cells);
         }
     };
+    // Warnings about keys accepted without being verified come after the rows: whether a
+    // directory holds signed keys is known only once it has been read through.
+    let mut unverified: Vec<(AuthenticationStatus, uuid::Uuid, bool, String)> = Vec::new();
+    for ring in streamed {
+        let revocations: Vec<&Revocation> = ring.revocations.iter().collect();
+        let ring_signed = ring
+            .rows
+            .iter()
+            .any(|(_, r)| matches!(r, Streamed::Key { facts, .. } if facts.signed));
+        for (file, outcome) in ring.rows {
+            match outcome {
+                Streamed::Key { facts, result } => {
+                    let revoked = facts.revoked_by(&revocations);
+                    match result {
+                        // Without --reveal the master key was not kept; the row needs none.
+                        Ok(master) => {
+                            unverified.push((
+                                facts.authentication.clone(),
+                                facts.id,
+                                ring_signed,
+                                file.clone(),
+                            ));
+                            row(&file, Some(&facts), revoked, Ok(master.as_ref()));
+                        }
+                        Err(e) => {
+                            failed = true;
+                            crate::output::report(&file, &e.to_string());
+                            row(&file, Some(&facts), revoked, Err(&e));
+                        }
+                    }
+                }
+                Streamed::Fragment(f) => eprintln!(
+                    "dpwrap: {file}: skipped: a <{}> fragment ({}), not a key",
+                    f.root, f.protection
+                ),
+                Streamed::Failed(e) => {
+                    failed = true;
+                    crate::output::report(&file, &e.to_string());
+                    row(&file, None, false, Err(&e));
+                }
+            }
+        }
+    }
     for ring in &rings {
         let revocations = ring.revocations();
         let keys: Vec<&Key> = ring
@@ -145,49 +310,34 @@ pub async fn run(args: Args, matches: &ArgMatches) -> Outcome<u8> {
             })
             .collect();
         let ring_signed = keys.iter().any(|k| carries_proof(k));
-        // Every proof is checked before anything is decrypted: a refused key never reaches a
-        // private key or the vault.
-        let statuses: Vec<AuthenticationStatus> = keys.iter().map(|k| trust.status(k)).collect();
-        let verdicts: Vec<dpwrap::Result<()>> = keys
-            .iter()
-            .zip(&statuses)
-            .map(|(k, s)| trust.check(s, k))
-            .collect();
-        let accepted: Vec<&Key> = keys
-            .iter()
-            .zip(&verdicts)
-            .filter(|(_, v)| v.is_ok())
-            .map(|(k, _)| *k)
-            .collect();
-        let mut decrypted = decrypt_keys(&accepted, &decryptors, material.concurrency)
+        let mut results = decrypt_keys(&keys, &decryptors, material.concurrency, &trust)
             .await
             .into_iter();
-        let mut checked = statuses.iter().zip(verdicts);
         for item in &ring.items {
             match &item.what {
                 What::Key(key) => {
                     let revoked = stores::revocation_for(key, &revocations).is_some();
-                    let Some((status, verdict)) = checked.next() else {
-                        return Err(Fail::run("internal error: a key went missing"));
-                    };
-                    let result: KeyResult = match verdict {
-                        Err(e) => Err(e),
-                        Ok(()) => {
-                            trust.warn(status, key, ring_signed, &item.file);
-                            decrypted.next().unwrap_or_else(|| {
-                                Err(dpwrap::Error::new(
-                                    dpwrap::ErrorKind::Cancelled,
-                                    "the key was not decrypted",
-                                ))
-                            })
-                        }
-                    };
+                    let facts = KeyFacts::of(key, &trust);
+                    let result = results.next().unwrap_or_else(|| {
+                        Err(dpwrap::Error::new(
+                            dpwrap::ErrorKind::Cancelled,
+                            "the key was not decrypted",
+                        ))
+                    });
                     match &result {
-                        Ok(m) => row(&item.file, Some(key), revoked, Some(status), Ok(m)),
+                        Ok(m) => {
+                            unverified.push((
+                                facts.authentication.clone(),
+                                facts.id,
+                                ring_signed,
+                                item.file.clone(),
+                            ));
+                            row(&item.file, Some(&facts), revoked, Ok(Some(m)));
+                        }
                         Err(e) => {
                             failed = true;
                             crate::output::report(&item.file, &e.to_string());
-                            row(&item.file, Some(key), revoked, Some(status), Err(e));
+                            row(&item.file, Some(&facts), revoked, Err(e));
                         }
                     }
                 }
@@ -201,13 +351,16 @@ pub async fn run(args: Args, matches: &ArgMatches) -> Outcome<u8> {
                 What::Failed(e) => {
                     failed = true;
                     crate::output::report(&item.file, &e.to_string());
-                    row(&item.file, None, false, None, Err(e));
+                    row(&item.file, None, false, Err(e));
                 }
             }
         }
     }
     if !args.json {
         table.print();
+    }
+    for (status, id, ring_signed, file) in unverified {
+        trust.warn(&status, id, ring_signed, &file);
     }
     Ok(u8::from(failed))
 }

@@ -117,7 +117,7 @@ pub async fn run(args: Args) -> Outcome<u8> {
                     let verdict = trust.check(&seen.status(), key);
                     match &verdict {
                         Ok(()) if trust.verifies() => {
-                            trust.warn(&seen.status(), key, ring_signed, &item.file);
+                            trust.warn(&seen.status(), key.id(), ring_signed, &item.file);
                         }
                         Ok(()) => {}
                         Err(e) => {

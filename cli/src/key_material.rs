@@ -64,7 +64,8 @@ pub struct KeyMaterialArgs {
     /// file names (version as written).
     #[arg(long = "key-vault-kid", value_name = "KID")]
     pub key_vault_kid: Vec<String>,
-    /// Decrypt (and re-protect) at most N keys at once.
+    /// Decrypt (and re-protect) at most N keys at once (Key Vault requests in flight; decrypt
+    /// raises it to the number of cores, over which certificate decryption is spread).
     #[arg(long = "concurrency", value_name = "N", default_value_t = 8,
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,

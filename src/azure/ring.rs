@@ -1,4 +1,4 @@
-//! Unwrapping a whole ring with bounded concurrency.
+//! Unwrapping a whole ring with bounded concurrency: the Key Vault face of [`crate::ring`].
 //!
 //! A ring of a hundred Key Vault-protected keys is a hundred `unwrapKey` round trips; one after
 //! the other that is seconds, at a bounded number in flight it is a fraction of that, without
@@ -15,19 +15,22 @@
 //! (see [`RetryPolicy`](super::retry::RetryPolicy)). Cancellation: cancel the
 //! [`RingUnwrapOptions::cancel`] token (every key not yet done fails with
 //! [`ErrorKind::Cancelled`]), or drop the future (everything in flight is dropped at once).
-//! Runs on whatever executor polls it; the Key Vault KEK's timers need tokio.
+//! Runs on whatever executor polls it; the Key Vault KEK's timers need tokio, so call these from
+//! inside a tokio runtime: the ring workers enter it. Both functions are a thin layer over
+//! [`crate::ring::decrypt`] (results as they complete, collected by position), kept for their
+//! all-or-nothing and cancellation-token contracts.
 
-use futures_util::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::decryptors::Decryptors;
 use crate::error::{Error, ErrorKind, Result};
 use crate::key_file::Key;
+use crate::ring::{self, Decrypted, RingDecrypt, RingOptions, Source};
 use crate::secret::MasterKey;
 
 /// The default number of keys decrypted at once.
-pub const DEFAULT_CONCURRENCY: usize = 8;
+pub const DEFAULT_CONCURRENCY: usize = crate::ring::DEFAULT_CONCURRENCY;
 
 /// How a ring is unwrapped.
 #[derive(Clone, Debug)]
@@ -64,22 +67,44 @@ fn cancelled() -> Error {
     )
 }
 
-async fn one(
-    key: &Key,
+/// The ring stream over copies of `keys` (the workers own what they decrypt), yielding results
+/// as they complete.
+fn stream<'a>(
+    keys: &[&'a Key],
     decryptors: &Decryptors,
+    options: &RingUnwrapOptions,
+) -> RingDecrypt<impl Iterator<Item = Source> + use<'a>> {
+    let sources: Vec<Source> = keys
+        .iter()
+        .map(|k| Source::element(String::new(), k.element().clone()))
+        .collect();
+    let ring_options = RingOptions::default()
+        .concurrency(options.concurrency.max(1))
+        .unordered();
+    ring::decrypt(sources, decryptors, &ring_options)
+}
+
+/// The next result, or `None` when the ring is done or the unwrap was cancelled.
+async fn next<I>(
+    stream: &mut RingDecrypt<I>,
     cancel: Option<&CancellationToken>,
-) -> Result<MasterKey> {
-    let work = key.master_key(decryptors);
-    let result = match cancel {
+) -> Option<Decrypted>
+where
+    I: Iterator<Item = Source>,
+{
+    match cancel {
         Some(token) => {
             tokio::select! {
                 biased;
-                _ = token.cancelled() => Err(cancelled()),
-                r = work => r,
+                _ = token.cancelled() => None,
+                d = stream.next_async() => d,
             }
         }
-        None => work.await,
-    };
+        None => stream.next_async().await,
+    }
+}
+
+fn named(key: &Key, result: Result<MasterKey>) -> Result<MasterKey> {
     result.map_err(|e| e.context(format!("key {}", key.id())))
 }
 
@@ -91,16 +116,15 @@ pub async fn unwrap_each<'a>(
     options: &RingUnwrapOptions,
 ) -> Vec<Result<MasterKey>> {
     let keys: Vec<&Key> = keys.into_iter().collect();
-    let cancel = options.cancel.as_ref();
     let mut results: Vec<Option<Result<MasterKey>>> = keys.iter().map(|_| None).collect();
-    let mut stream = futures_util::stream::iter(keys.iter().enumerate())
-        .map(|(i, key)| async move { (i, one(key, decryptors, cancel).await) })
-        .buffer_unordered(options.concurrency.max(1));
-    while let Some((i, r)) = stream.next().await {
-        if let Some(slot) = results.get_mut(i) {
-            *slot = Some(r);
+    let mut stream = stream(&keys, decryptors, options);
+    while let Some(d) = next(&mut stream, options.cancel.as_ref()).await {
+        if let (Some(slot), Some(key)) = (results.get_mut(d.index), keys.get(d.index)) {
+            *slot = Some(named(key, d.into_master_key()));
         }
     }
+    // Dropping the stream drops every call still in flight (cancelled).
+    drop(stream);
     results
         .into_iter()
         .map(|r| r.unwrap_or_else(|| Err(cancelled())))
@@ -116,14 +140,15 @@ pub async fn unwrap_all<'a>(
     options: &RingUnwrapOptions,
 ) -> Result<Vec<(Uuid, MasterKey)>> {
     let keys: Vec<&Key> = keys.into_iter().collect();
-    let cancel = options.cancel.as_ref();
     let mut results: Vec<Option<MasterKey>> = keys.iter().map(|_| None).collect();
-    let mut stream = futures_util::stream::iter(keys.iter().enumerate())
-        .map(|(i, key)| async move { (i, one(key, decryptors, cancel).await) })
-        .buffer_unordered(options.concurrency.max(1));
-    while let Some((i, r)) = stream.next().await {
-        let master = r?;
-        if let Some(slot) = results.get_mut(i) {
+    let mut stream = stream(&keys, decryptors, options);
+    while let Some(d) = next(&mut stream, options.cancel.as_ref()).await {
+        let index = d.index;
+        let Some(key) = keys.get(index) else {
+            continue;
+        };
+        let master = named(key, d.into_master_key())?;
+        if let Some(slot) = results.get_mut(index) {
             *slot = Some(master);
         }
     }

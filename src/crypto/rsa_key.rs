@@ -4,6 +4,10 @@
 //! synthetic message for a bad padding instead of an error), so a wrong key shows up as a content
 //! key of the wrong length or a failed unpadding later, never as a distinguishable padding error.
 //! Private operations are blinded.
+//!
+//! Two backends, chosen at build time: the pure-Rust `rsa` crate (always, the default), and with
+//! feature `aws-lc` AWS-LC for the private-key decryptions it supports (see [`aws_lc`]), with
+//! the same results on every input, `rsa`'s implicit rejection included.
 
 use std::fmt;
 
@@ -14,6 +18,9 @@ use zeroize::Zeroizing;
 
 use super::Digest;
 use crate::error::{Error, ErrorKind, Result};
+
+#[cfg(feature = "aws-lc")]
+mod aws_lc;
 
 /// Largest RSA ciphertext accepted (an 8192-bit modulus).
 const MAX_CIPHERTEXT: usize = 1024;
@@ -102,13 +109,24 @@ macro_rules! with_oaep {
 /// An RSA private key. Wiped on drop; its `Debug` shows only the modulus size.
 pub struct RsaPrivateKey {
     key: rsa::PrivateKey,
+    /// AWS-LC's copy, made on the first decryption (`None` inside when AWS-LC refuses the key).
+    #[cfg(feature = "aws-lc")]
+    fast: std::sync::OnceLock<Option<aws_lc::Fast>>,
 }
 
 impl RsaPrivateKey {
+    fn wrap(key: rsa::PrivateKey) -> RsaPrivateKey {
+        RsaPrivateKey {
+            key,
+            #[cfg(feature = "aws-lc")]
+            fast: std::sync::OnceLock::new(),
+        }
+    }
+
     /// Reads an unencrypted PKCS#8 `PrivateKeyInfo` (DER).
     pub fn from_pkcs8_der(der: &[u8]) -> Result<RsaPrivateKey> {
         match rsa::PrivateKey::from_pkcs8_der(der) {
-            Ok(key) => Ok(RsaPrivateKey { key }),
+            Ok(key) => Ok(RsaPrivateKey::wrap(key)),
             Err(rsa::pkcs8::Error::KeyMalformed(_)) | Err(rsa::pkcs8::Error::Asn1(_)) => Err(
                 Error::certificate("the private key is not a valid PKCS#8 RSA key"),
             ),
@@ -121,7 +139,7 @@ impl RsaPrivateKey {
     /// Reads a PKCS#1 `RSAPrivateKey` (DER).
     pub fn from_pkcs1_der(der: &[u8]) -> Result<RsaPrivateKey> {
         rsa::PrivateKey::from_pkcs1_der(der)
-            .map(|key| RsaPrivateKey { key })
+            .map(RsaPrivateKey::wrap)
             .map_err(|_| Error::certificate("the private key is not a valid PKCS#1 RSA key"))
     }
 
@@ -135,7 +153,7 @@ impl RsaPrivateKey {
         }
         let mut rng = rand::rng();
         rsa::PrivateKey::new(&mut rng, bits)
-            .map(|key| RsaPrivateKey { key })
+            .map(RsaPrivateKey::wrap)
             .map_err(|e| {
                 Error::new(
                     ErrorKind::Backend,
@@ -178,8 +196,52 @@ impl RsaPrivateKey {
     }
 
     /// Decrypts a wrapped key. Every failure is the uniform decryption error; PKCS#1 v1.5 uses
-    /// implicit rejection, so a bad padding yields unrelated bytes rather than an error.
+    /// implicit rejection, so a bad padding yields unrelated bytes rather than an error. With
+    /// feature `aws-lc`, AWS-LC does the paddings it supports (same results), `rsa` the rest.
     pub fn decrypt(&self, padding: &RsaPadding, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        if ciphertext.len() > MAX_CIPHERTEXT || ciphertext.len() != self.size_bytes() {
+            return Err(Error::decrypt());
+        }
+        #[cfg(feature = "aws-lc")]
+        if let Some(fast) = self.fast()
+            && let Some(result) = fast.decrypt(padding, ciphertext)
+        {
+            return result;
+        }
+        self.decrypt_with_rsa(padding, ciphertext)
+    }
+
+    /// AWS-LC's copy of the key, imported on first use.
+    #[cfg(feature = "aws-lc")]
+    fn fast(&self) -> Option<&aws_lc::Fast> {
+        self.fast
+            .get_or_init(|| {
+                let der = self.to_pkcs8_der().ok()?;
+                aws_lc::Fast::new(&self.key, &der)
+            })
+            .as_ref()
+    }
+
+    /// Whether AWS-LC decrypts `padding` with this key (always false without feature `aws-lc`).
+    pub fn uses_aws_lc(&self, padding: &RsaPadding) -> bool {
+        #[cfg(feature = "aws-lc")]
+        {
+            self.fast().is_some_and(|f| f.supports(padding))
+        }
+        #[cfg(not(feature = "aws-lc"))]
+        {
+            let _ = padding;
+            false
+        }
+    }
+
+    /// [`decrypt`](Self::decrypt) with the pure-Rust `rsa` backend, whatever the build: the
+    /// reference the fast backend is tested against, and a way to compare the two.
+    pub fn decrypt_with_rsa(
+        &self,
+        padding: &RsaPadding,
+        ciphertext: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
         if ciphertext.len() > MAX_CIPHERTEXT || ciphertext.len() != self.size_bytes() {
             return Err(Error::decrypt());
         }
@@ -333,5 +395,78 @@ mod tests {
             ErrorKind::Decrypt
         );
         assert!(!format!("{k:?}").contains("d:"));
+    }
+
+    /// With `aws-lc`, the fast path must give what `rsa` gives, on good and bad input alike: the
+    /// same plaintexts, the same implicit-rejection messages for bad PKCS#1 v1.5 padding, errors
+    /// where `rsa` errs. Without it, `decrypt` is `rsa` and this holds trivially.
+    #[test]
+    fn the_backends_agree_on_good_and_bad_ciphertexts() {
+        use rand::RngExt as _;
+        for bits in [2048usize, 3072] {
+            let k = RsaPrivateKey::generate(bits).unwrap();
+            let pubk = k.public_key();
+            let size = k.size_bytes();
+            let paddings = [
+                RsaPadding::Pkcs1v15,
+                RsaPadding::oaep_sha1(),
+                RsaPadding::oaep_sha256(),
+                RsaPadding::Oaep {
+                    digest: Digest::Sha512,
+                    mgf: Digest::Sha512,
+                    label: Some(b"label".to_vec()),
+                },
+                RsaPadding::Oaep {
+                    digest: Digest::Sha256,
+                    mgf: Digest::Sha1,
+                    label: None,
+                },
+            ];
+            for p in &paddings {
+                let fast = k.uses_aws_lc(p);
+                let expect_fast = cfg!(feature = "aws-lc")
+                    && !matches!(p, RsaPadding::Oaep { digest, mgf, .. } if digest != mgf);
+                assert_eq!(fast, expect_fast, "{p:?}");
+                for len in [16usize, 32, 0] {
+                    let secret: Vec<u8> = (0..len).map(|i| i as u8 ^ 0x5a).collect();
+                    let ct = pubk.encrypt(p, &secret).unwrap();
+                    assert_eq!(&*k.decrypt(p, &ct).unwrap(), &secret);
+                    assert_eq!(&*k.decrypt_with_rsa(p, &ct).unwrap(), &secret);
+                    // One bit flipped: a bad padding (nearly always).
+                    let mut bad = ct.clone();
+                    bad[size / 2] ^= 1;
+                    compare(&k, p, &bad);
+                }
+                let mut rng = rand::rng();
+                for _ in 0..24 {
+                    let mut ct = vec![0u8; size];
+                    rng.fill(&mut ct[..]);
+                    ct[0] &= 0x3f; // below the modulus (its top bit is set)
+                    compare(&k, p, &ct);
+                }
+                // Not below the modulus: an error in both, never a synthetic message.
+                let ct = vec![0xffu8; size];
+                assert_eq!(k.decrypt(p, &ct).unwrap_err().kind(), ErrorKind::Decrypt);
+                assert_eq!(
+                    k.decrypt_with_rsa(p, &ct).unwrap_err().kind(),
+                    ErrorKind::Decrypt
+                );
+            }
+        }
+    }
+
+    fn compare(k: &RsaPrivateKey, p: &RsaPadding, ct: &[u8]) {
+        match (k.decrypt(p, ct), k.decrypt_with_rsa(p, ct)) {
+            (Ok(a), Ok(b)) => assert_eq!(&*a, &*b, "{p:?}"),
+            (Err(a), Err(b)) => {
+                assert_eq!(a.kind(), ErrorKind::Decrypt);
+                assert_eq!(b.kind(), ErrorKind::Decrypt);
+            }
+            (a, b) => panic!("{p:?}: fast {:?}, rsa {:?}", a.is_ok(), b.is_ok()),
+        }
+        if *p == RsaPadding::Pkcs1v15 {
+            // Implicit rejection in both: never an error for a ciphertext below the modulus.
+            assert!(k.decrypt(p, ct).is_ok());
+        }
     }
 }
