@@ -674,3 +674,146 @@ pub fn decrypt_spliced(data: &[u8]) {
         }
     }
 }
+
+/// The password the certificate target tries on every input (the fixtures' test password), and
+/// the empty one (Key Vault certificate secrets).
+pub const FIXED_CERTIFICATE_PASSWORD: &str = "test-password";
+
+/// PEM, DER, PKCS#8 (plain and encrypted), PKCS#1 and PFX loading: nothing panics, failures are
+/// of the documented kinds, and what loads is consistent (thumbprint shape, a matching key, no
+/// password in `Debug`).
+pub fn certificate_load(data: &[u8]) {
+    use crate::certificate::{
+        Certificate, CertificateWithKey, private_key_from_der, private_key_from_pem,
+    };
+    use crate::secret::Password;
+    let expected = |e: &crate::Error| {
+        assert!(
+            matches!(
+                e.kind(),
+                ErrorKind::Certificate | ErrorKind::Limit | ErrorKind::Format | ErrorKind::Config
+            ),
+            "unexpected error kind {:?}: {e}",
+            e.kind()
+        );
+        assert!(
+            !e.to_string().contains(FIXED_CERTIFICATE_PASSWORD),
+            "the password leaked into an error"
+        );
+    };
+    let check_loaded = |c: &CertificateWithKey| {
+        let t = c.thumbprint();
+        assert!(
+            t.len() == 40 && t.chars().all(|c| c.is_ascii_hexdigit()),
+            "bad thumbprint {t}"
+        );
+        assert!(!format!("{c:?}").contains(FIXED_CERTIFICATE_PASSWORD));
+        // The loader checked that the key belongs to the certificate: the public keys agree.
+        let public = c.certificate().public_key().map(|k| k.modulus());
+        assert!(
+            public.is_ok_and(|m| m == c.private_key().public_key().modulus()),
+            "key and certificate differ"
+        );
+    };
+    match Certificate::from_pem_or_der(data) {
+        Ok(c) => {
+            let _ = (
+                c.subject(),
+                c.issuer(),
+                c.serial_number_decimal(),
+                c.subject_key_identifier(),
+            );
+            let _ = (c.not_before(), c.not_after(), c.key_size_bits());
+        }
+        Err(e) => expected(&e),
+    }
+    for password in [
+        Password::from(FIXED_CERTIFICATE_PASSWORD),
+        Password::from(""),
+    ] {
+        match CertificateWithKey::from_pkcs12(data, &password) {
+            Ok(c) => check_loaded(&c),
+            Err(e) => expected(&e),
+        }
+        match CertificateWithKey::from_pem_bundle(data, Some(&password)) {
+            Ok(c) => check_loaded(&c),
+            Err(e) => expected(&e),
+        }
+        if let Err(e) = private_key_from_pem(data, Some(&password)) {
+            expected(&e);
+        }
+        if let Err(e) = private_key_from_der(data, Some(&password)) {
+            expected(&e);
+        }
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        match CertificateWithKey::from_pkcs12_base64(text, &Password::from("")) {
+            Ok(c) => check_loaded(&c),
+            Err(e) => expected(&e),
+        }
+    }
+}
+
+/// A KEK resolver that answers every kid with the fixed RSA key, so that arbitrary `kid`s still
+/// reach the unwrap and AES paths.
+#[derive(Debug)]
+struct AnyKid(std::sync::Arc<dyn crate::azure::KeyEncryptionKey>);
+
+#[async_trait::async_trait]
+impl crate::azure::KeyEncryptionKeyResolver for AnyKid {
+    async fn resolve(
+        &self,
+        _kid: &str,
+    ) -> crate::Result<std::sync::Arc<dyn crate::azure::KeyEncryptionKey>> {
+        Ok(std::sync::Arc::clone(&self.0))
+    }
+}
+
+/// The Azure Key Vault `<encryptedKey>`: parse, write back and parse again to the same value, and
+/// decrypt with the fixed RSA key as the KEK. Errors only of the documented kinds; a decryption
+/// failure is the uniform one.
+pub fn azure_encrypted_key(data: &[u8]) {
+    use crate::azure::{AzureKeyVaultXmlDecryptor, LocalRsaKek};
+    use crate::protector::XmlDecryptor;
+    type AzureEncryptedKey = crate::azure::EncryptedKey;
+    static DECRYPTOR: OnceLock<AzureKeyVaultXmlDecryptor> = OnceLock::new();
+    let decryptor = DECRYPTOR.get_or_init(|| {
+        let rsa = RsaPrivateKey::from_pkcs8_der(FIXED_RSA_PKCS8)
+            .unwrap_or_else(|e| panic!("the fixed RSA key does not load: {e}"));
+        let kek = std::sync::Arc::new(LocalRsaKek::new(
+            "https://fuzz.vault.azure.net/keys/fixed/1",
+            rsa,
+        ));
+        AzureKeyVaultXmlDecryptor::new(std::sync::Arc::new(AnyKid(kek)))
+    });
+    let Ok(element) = xml::parse(data) else {
+        return;
+    };
+    if let Ok(parsed) = AzureEncryptedKey::from_element(&element) {
+        let again = AzureEncryptedKey::from_element(&parsed.to_element(" fuzz "));
+        assert!(
+            again.is_ok_and(|a| a == parsed),
+            "encryptedKey does not round-trip"
+        );
+    }
+    match run_ready(decryptor.decrypt(&element)) {
+        None | Some(Ok(_)) => {}
+        Some(Err(e)) => {
+            assert!(
+                matches!(
+                    e.kind(),
+                    ErrorKind::Format
+                        | ErrorKind::Limit
+                        | ErrorKind::Decrypt
+                        | ErrorKind::Xml
+                        | ErrorKind::NoMatchingKey
+                ),
+                "unexpected error kind {:?}: {e}",
+                e.kind()
+            );
+            if e.kind() == ErrorKind::Decrypt {
+                assert_eq!(e.to_string(), DECRYPT_MESSAGE);
+            }
+        }
+    }
+}

@@ -135,3 +135,123 @@ fn decrypt_fixed_key_seeds_decrypt() {
         }
     }
 }
+
+/// Certificates, keys and PFX files made by OpenSSL, .NET and the W3C suites' authors.
+fn certificate_inputs() -> Vec<std::path::PathBuf> {
+    let mut v = files(&common::fixture("certs"));
+    for dir in [
+        "vectors/aspnet/dotnet-aspnetcore-trimming",
+        "vectors/xmlenc/merlin-xmlenc-five",
+        "vectors/xmlenc/01-phaos-xmlenc-3",
+        "vectors/xmlenc/xmlenc11-interop-2012",
+    ] {
+        v.extend(files(&common::shared(dir)).into_iter().filter(|p| {
+            p.extension()
+                .is_some_and(|e| ["pem", "pfx", "p12", "der", "b64"].iter().any(|x| e == *x))
+        }));
+    }
+    v
+}
+
+#[test]
+fn certificate_load_corpus() {
+    let n = replay(
+        "certificate_load",
+        &certificate_inputs(),
+        dpwrap::fuzzing::certificate_load,
+    );
+    assert!(n > 80, "only {n} inputs");
+}
+
+/// The target's fixed password is the fixtures' password, so the fuzzer starts from files that
+/// load (and reaches the key checks) rather than from wrong-password rejections.
+#[test]
+fn certificate_load_inputs_load_with_the_fixed_password() {
+    use dpwrap::certificate::CertificateWithKey;
+    use dpwrap::secret::Password;
+    let password = Password::from(dpwrap::fuzzing::FIXED_CERTIFICATE_PASSWORD);
+    let read = |name: &str| std::fs::read(common::fixture("certs").join(name)).unwrap();
+    for pfx in [
+        "rsa2048.modern.pfx",
+        "rsa2048.3des.pfx",
+        "rsa2048.legacy.pfx",
+        "chain.pfx",
+    ] {
+        let r = CertificateWithKey::from_pkcs12(&read(pfx), &password);
+        assert!(r.is_ok(), "{pfx}: {:?}", r.err());
+    }
+    let r =
+        CertificateWithKey::from_pem_bundle(&read("rsa2048.bundle-encrypted.pem"), Some(&password));
+    assert!(r.is_ok(), "{:?}", r.err());
+    let b64 = String::from_utf8(read("rsa2048.empty-password.pfx.b64")).unwrap();
+    let r = CertificateWithKey::from_pkcs12_base64(&b64, &Password::from(""));
+    assert!(r.is_ok(), "{:?}", r.err());
+}
+
+fn azure_seed_dir() -> std::path::PathBuf {
+    common::repo().join("fuzz/seeds/azure_encrypted_key")
+}
+
+#[test]
+fn azure_encrypted_key_corpus() {
+    let extra: Vec<_> = files(&common::shared("vectors/aspnet/azure-sdk-akv-mock"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "xml"))
+        .collect();
+    assert_eq!(extra.len(), 1);
+    let n = replay(
+        "azure_encrypted_key",
+        &extra,
+        dpwrap::fuzzing::azure_encrypted_key,
+    );
+    assert!(n >= 4, "only {n} inputs");
+}
+
+fn fixed_rsa_kek() -> std::sync::Arc<dpwrap::azure::LocalRsaKek> {
+    let rsa = dpwrap::RsaPrivateKey::from_pkcs8_der(dpwrap::fuzzing::FIXED_RSA_PKCS8).unwrap();
+    std::sync::Arc::new(dpwrap::azure::LocalRsaKek::new(
+        "https://fuzz.vault.azure.net/keys/fixed/1",
+        rsa,
+    ))
+}
+
+/// The Key Vault seeds unwrap with the fuzzer's fixed RSA key, so mutations start past the
+/// parser, inside RSA-OAEP and AES-CBC.
+#[tokio::test]
+async fn azure_encrypted_key_seeds_decrypt() {
+    use dpwrap::protector::XmlDecryptor;
+    let mut resolver = dpwrap::azure::LocalKekResolver::new();
+    resolver.add(fixed_rsa_kek());
+    let decryptor = dpwrap::azure::AzureKeyVaultXmlDecryptor::new(std::sync::Arc::new(resolver));
+    let seeds = files(&azure_seed_dir());
+    assert!(seeds.len() >= 3, "{} seeds", seeds.len());
+    for path in seeds {
+        let element = dpwrap::xml::parse(&std::fs::read(&path).unwrap()).unwrap();
+        let r = decryptor.decrypt(&element).await;
+        assert!(r.is_ok(), "{}: {:?}", path.display(), r.err());
+    }
+}
+
+/// Writes the Key Vault seeds (run once with `--ignored`; the files are committed).
+#[tokio::test]
+#[ignore = "writes fuzz/seeds/azure_encrypted_key"]
+async fn write_azure_encrypted_key_seeds() {
+    use dpwrap::protector::XmlEncryptor;
+    let encryptor = dpwrap::azure::AzureKeyVaultXmlEncryptor::new(fixed_rsa_kek());
+    std::fs::create_dir_all(azure_seed_dir()).unwrap();
+    let plain = [
+        (
+            "master-key",
+            "<masterKey xmlns:d=\"http://schemas.asp.net/2015/03/dataProtection\" d:requiresEncryption=\"true\"><value>AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==</value></masterKey>",
+        ),
+        ("empty", "<e/>"),
+        ("text", "<a b=\"c\">some text &amp; more</a>"),
+    ];
+    for (name, xml) in plain {
+        let element = dpwrap::xml::parse(xml.as_bytes()).unwrap();
+        let info = encryptor.encrypt(&element).await.unwrap();
+        let bytes =
+            dpwrap::xml::to_bytes(&info.encrypted_element, dpwrap::xml::WriteOptions::COMPACT);
+        std::fs::write(azure_seed_dir().join(format!("{name}.xml")), bytes).unwrap();
+    }
+}
