@@ -371,6 +371,71 @@ mod with_redis {
         assert_eq!(e.kind(), ErrorKind::Store);
     }
 
+    /// The ring is read in pages: every item, in order, across page boundaries and a short last
+    /// page.
+    #[test]
+    fn a_ring_longer_than_a_page_is_read_whole_and_in_order() {
+        let Some(server) = RedisServer::start(&[]) else {
+            return;
+        };
+        let n = 2 * dpwrap::store::redis::READ_PAGE + 7;
+        let keys = unprotected_keys(3);
+        let items: Vec<Vec<u8>> = (0..n)
+            .map(|i| xml::to_bytes(&keys[i % 3].0, xml::WriteOptions::COMPACT))
+            .collect();
+        let mut args: Vec<&[u8]> = vec![b"RPUSH", b"DataProtection-Keys"];
+        args.extend(items.iter().map(|i| i.as_slice()));
+        redis_cmd(&server, &args);
+        let store = RedisStore::open(&server.url(""), RedisOptions::default()).unwrap();
+        let entries = block_on(store.read()).unwrap();
+        assert_eq!(entries.len(), n);
+        for (i, entry) in entries.iter().enumerate() {
+            assert_eq!(entry.name, format!("item {i}"));
+            assert_eq!(
+                id_of(entry.element.as_ref().unwrap().element()),
+                id_of(&keys[i % 3].0)
+            );
+        }
+    }
+
+    /// A list far larger than any ring (the wrong key, or a hostile server) stops the read at the
+    /// bound instead of being loaded whole.
+    #[test]
+    fn a_list_over_the_byte_bound_is_a_limit_error() {
+        let Some(server) = RedisServer::start(&[]) else {
+            return;
+        };
+        let item = vec![b'x'; 1000];
+        let mut args: Vec<&[u8]> = vec![b"RPUSH", b"big"];
+        args.extend(std::iter::repeat_n(item.as_slice(), 3000));
+        redis_cmd(&server, &args);
+        let options = RedisOptions {
+            max_ring_bytes: 1_500_000,
+            ..RedisOptions::default()
+        };
+        let store = RedisStore::open(&server.url("?key=big"), options).unwrap();
+        let e = block_on(store.read()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Limit);
+        assert!(e.to_string().contains("max_ring_bytes (1500000)"), "{e}");
+        assert!(e.to_string().contains("first 2000 items"), "{e}");
+        // Within the bound the same list reads (and fails per item, as XML).
+        let options = RedisOptions {
+            max_ring_bytes: 3_000_000,
+            ..RedisOptions::default()
+        };
+        let store = RedisStore::open(&server.url("?key=big"), options).unwrap();
+        let entries = block_on(store.read()).unwrap();
+        assert_eq!(entries.len(), 3000);
+        assert!(entries.iter().all(|e| e.element.is_err()));
+        // One item over the element bound.
+        let huge = vec![b'y'; 4 * 1024 * 1024 + 1];
+        redis_cmd(&server, &[b"RPUSH", b"huge", b"<a/>", huge.as_slice()]);
+        let store = RedisStore::open(&server.url("?key=huge"), RedisOptions::default()).unwrap();
+        let e = block_on(store.read()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Limit);
+        assert!(e.to_string().contains("item 1 of list 'huge'"), "{e}");
+    }
+
     #[test]
     fn an_element_that_does_not_parse_fails_the_load_naming_it() {
         let Some(server) = RedisServer::start(&[]) else {

@@ -4,7 +4,11 @@
 //! the list is `DataProtection-Keys` unless `key=` names another. (`protocol=resp3` is passed to
 //! the client as well.)
 //!
-//! Read: `LRANGE key 0 -1`, each item one element. Write: `RPUSH`, each element serialized without
+//! Read: `LRANGE` in pages of [`READ_PAGE`] items, each item one element, until a short page; the
+//! bytes read so far are checked against [`RedisOptions::max_ring_bytes`] after every page, so a
+//! list that is not a key ring (or a huge one) stops the read after at most one page more than
+//! the bound instead of being loaded whole. Items are only ever pushed or set in place, never
+//! removed, so positions are stable between pages. Write: `RPUSH`, each element serialized without
 //! declaration, BOM or indentation, as .NET pushes it; `RPUSH` is atomic, so concurrent writers
 //! never lose elements.
 //!
@@ -30,7 +34,10 @@ use zeroize::Zeroizing;
 use super::location::{redact, scrub};
 use super::{Addition, Change, Entry, KeyStore, StoredElement, has_scheme};
 use crate::error::{Error, ErrorKind, Result};
-use crate::xml::{self, WriteOptions};
+use crate::xml::{self, Limits, WriteOptions};
+
+/// Items per `LRANGE` when reading a ring.
+pub const READ_PAGE: usize = 1000;
 
 /// The list .NET uses when no key is configured.
 pub const DEFAULT_KEY: &str = "DataProtection-Keys";
@@ -46,6 +53,8 @@ pub struct RedisOptions {
     pub root_ca_pem: Option<Vec<u8>>,
     /// Largest batch of a replace, in bytes of old and new elements together. Default 8 MiB.
     pub replace_batch_bytes: usize,
+    /// Largest ring read, in bytes of all items together. Default 128 MiB (as a ring document).
+    pub max_ring_bytes: usize,
 }
 
 impl Default for RedisOptions {
@@ -55,6 +64,7 @@ impl Default for RedisOptions {
             response_timeout: Duration::from_secs(60),
             root_ca_pem: None,
             replace_batch_bytes: 8 * 1024 * 1024,
+            max_ring_bytes: Limits::ring_document().max_input_bytes,
         }
     }
 }
@@ -66,6 +76,7 @@ impl fmt::Debug for RedisOptions {
             .field("response_timeout", &self.response_timeout)
             .field("root_ca_pem", &self.root_ca_pem.as_ref().map(|_| "…"))
             .field("replace_batch_bytes", &self.replace_batch_bytes)
+            .field("max_ring_bytes", &self.max_ring_bytes)
             .finish()
     }
 }
@@ -288,21 +299,57 @@ impl KeyStore for RedisStore {
 
     async fn read(&self) -> Result<Vec<Entry>> {
         let mut con = self.connection().await?;
-        let items: Vec<Vec<u8>> = match redis::cmd("LRANGE")
-            .arg(&self.key)
-            .arg(0)
-            .arg(-1)
-            .query_async(&mut con)
-            .await
-        {
-            Ok(items) => items,
-            Err(e) => return Err(self.command_error(&mut con, e, "LRANGE").await),
-        };
+        let max_item = Limits::default().max_input_bytes;
+        let mut items: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+        let mut total = 0usize;
+        loop {
+            let start = items.len();
+            let page: Vec<Vec<u8>> = match redis::cmd("LRANGE")
+                .arg(&self.key)
+                .arg(start)
+                .arg(start + READ_PAGE - 1)
+                .query_async(&mut con)
+                .await
+            {
+                Ok(page) => page,
+                Err(e) => return Err(self.command_error(&mut con, e, "LRANGE").await),
+            };
+            let full = page.len() == READ_PAGE;
+            for (i, item) in page.into_iter().enumerate() {
+                let item = Zeroizing::new(item);
+                if item.len() > max_item {
+                    return Err(Error::new(
+                        ErrorKind::Limit,
+                        format!(
+                            "limit max_input_bytes ({max_item}) exceeded: item {} of list '{}' has {} bytes; this is not a key ring element",
+                            start + i,
+                            self.key,
+                            item.len()
+                        ),
+                    ));
+                }
+                total = total.saturating_add(item.len());
+                items.push(item);
+            }
+            if total > self.options.max_ring_bytes {
+                return Err(Error::new(
+                    ErrorKind::Limit,
+                    format!(
+                        "limit max_ring_bytes ({}) exceeded: list '{}' holds more than {total} bytes in its first {} items; point the location at the ring's list, or raise RedisOptions::max_ring_bytes for a ring this large",
+                        self.options.max_ring_bytes,
+                        self.key,
+                        items.len()
+                    ),
+                ));
+            }
+            if !full {
+                break;
+            }
+        }
         Ok(items
             .into_iter()
             .enumerate()
-            .map(|(position, item)| {
-                let raw = Zeroizing::new(item);
+            .map(|(position, raw)| {
                 let name = format!("item {position}");
                 let element = xml::parse(&raw)
                     .map(|element| StoredElement::new(element, name.clone(), raw, position))
