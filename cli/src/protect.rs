@@ -34,6 +34,7 @@ pub async fn run(args: Args, matches: &ArgMatches) -> Outcome<u8> {
         read: material.decryptors(),
         target,
         only_unprotected: true,
+        leave_windows_only: false,
         concurrency: material.concurrency,
         signer: signer(&args.sign, &material)?,
     };

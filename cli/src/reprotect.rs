@@ -26,6 +26,8 @@ pub struct Reprotector {
     pub target: Target,
     /// Touch only unprotected (`none`) and null-protected keys (`protect`).
     pub only_unprotected: bool,
+    /// Leave keys only Windows can decrypt (DPAPI, DPAPI-NG) as they are instead of failing.
+    pub leave_windows_only: bool,
     /// Keys re-protected at once.
     pub concurrency: usize,
     /// Signs every key written (`--sign-with`).
@@ -55,6 +57,20 @@ impl Reprotector {
         if self.only_unprotected && !key.protection().is_unprotected() {
             return Ok(Plan::Leave);
         }
+        if self.leave_windows_only
+            && matches!(key.protection(), Protection::Dpapi | Protection::DpapiNg)
+        {
+            eprintln!(
+                "dpwrap: warning: key {} is protected with Windows {}: left as it is (--leave-windows-only); only Windows can decrypt it",
+                key.id(),
+                if key.protection() == Protection::Dpapi {
+                    "DPAPI"
+                } else {
+                    "DPAPI-NG"
+                }
+            );
+            return Ok(Plan::Leave);
+        }
         // With a signer, a key protected as wanted but not signed by it is written again, signed.
         if self.target.already_protects(&key) && self.signer.as_ref().is_none_or(|s| s.signed(&key))
         {
@@ -79,9 +95,20 @@ impl Reprotector {
     pub async fn reprotect(&self, element: &Element) -> dpwrap::Result<Element> {
         let key = Key::from_element(element.clone())?;
         let id = key.id();
-        self.reprotect_key(&key)
-            .await
-            .map_err(|e| e.context(format!("key {id}")))
+        self.reprotect_key(&key).await.map_err(|e| {
+            let e = if e.kind() == dpwrap::ErrorKind::WindowsOnly && !self.leave_windows_only {
+                dpwrap::Error::new(
+                    e.kind(),
+                    format!(
+                        "{}; or pass --leave-windows-only to leave such keys as they are",
+                        e.message()
+                    ),
+                )
+            } else {
+                e
+            };
+            e.context(format!("key {id}"))
+        })
     }
 
     async fn reprotect_key(&self, key: &Key) -> dpwrap::Result<Element> {

@@ -22,6 +22,10 @@ pub struct Args {
     /// List what would change; write nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Leave keys protected with Windows DPAPI or DPAPI-NG as they are, with a warning each (only
+    /// Windows can decrypt them). Without it such a key stops the run before anything is written.
+    #[arg(long)]
+    leave_windows_only: bool,
     #[command(flatten)]
     target: TargetArgs,
     #[command(flatten)]
@@ -39,6 +43,7 @@ pub async fn run(args: Args, matches: &ArgMatches) -> Outcome<u8> {
         read: material.decryptors(),
         target,
         only_unprotected: false,
+        leave_windows_only: args.leave_windows_only,
         concurrency: material.concurrency,
         signer: signer(&args.sign, &material)?,
     };

@@ -860,3 +860,113 @@ fn redis_passwords_are_redacted_everywhere() {
         runs[3].stdout
     );
 }
+
+/// A ring that moved to certificates from Windows keeps its DPAPI keys: `rewrap` refuses it as a
+/// whole (nothing written) unless `--leave-windows-only` leaves those keys byte for byte.
+#[test]
+fn rewrap_leaves_dpapi_keys_only_when_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let recognition = shared("vectors/aspnet/recognition");
+    let ring = tmp.path().join("ring");
+    std::fs::create_dir(&ring).unwrap();
+    let dpapi_id = "7b636973-76e8-49e3-961a-3c4b763a009d";
+    let plain_ids = [
+        "d17a439d-8228-4216-9ea5-16a5424a0788",
+        "de1dd770-8b81-4ff8-b8ff-d559b1c9eeef",
+    ];
+    std::fs::copy(
+        recognition.join(format!("dpapi-key-{dpapi_id}.xml")),
+        ring.join(format!("key-{dpapi_id}.xml")),
+    )
+    .unwrap();
+    for id in plain_ids {
+        std::fs::copy(
+            recognition.join(format!("plain-key-{id}.xml")),
+            ring.join(format!("key-{id}.xml")),
+        )
+        .unwrap();
+    }
+    let certs = tmp.path().join("certs");
+    dpwrap([
+        "cert",
+        "new",
+        "--subject",
+        "CN=dpwrap dpapi test",
+        "--bits",
+        "2048",
+        "--days",
+        "30",
+        "--out-dir",
+        s(&certs),
+        "--name",
+        "n",
+    ])
+    .expect(0);
+    let cert = certs.join("n.cert.pem");
+    let key = certs.join("n.key.pem");
+    let target = ["--to-cert", s(&cert), "--to-key", s(&key)];
+
+    let before = snapshot(&ring);
+    let mut args = vec!["rewrap", s(&ring)];
+    args.extend(target);
+    let run = dpwrap(&args);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains("only Windows can decrypt it"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains(dpapi_id), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--leave-windows-only"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(snapshot(&ring), before, "nothing is written");
+
+    let mut args = vec!["rewrap", s(&ring), "--leave-windows-only"];
+    args.extend(target);
+    let run = dpwrap(&args).expect(0);
+    assert!(
+        run.stderr
+            .contains(&format!("key {dpapi_id} is protected with Windows DPAPI")),
+        "{}",
+        run.stderr
+    );
+    let after = snapshot(&ring);
+    let dpapi_file = ring.join(format!("key-{dpapi_id}.xml"));
+    assert_eq!(
+        after[&dpapi_file], before[&dpapi_file],
+        "the DPAPI key is left byte for byte"
+    );
+    let rows: BTreeMap<String, String> = inspect(s(&ring))
+        .into_iter()
+        .map(|r| {
+            (
+                r["key_id"].as_str().unwrap().to_owned(),
+                r["protection"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(rows[dpapi_id], "dpapi");
+    let (run, decrypted) = decrypt_map(&[s(&ring), "--cert", s(&cert), "--key", s(&key)]);
+    run.expect(1);
+    for id in plain_ids {
+        assert_eq!(rows[id], "certificate");
+        let text =
+            std::fs::read_to_string(recognition.join(format!("plain-key-{id}.xml"))).unwrap();
+        let value = text
+            .split("<value>")
+            .nth(1)
+            .unwrap()
+            .split("</value>")
+            .next()
+            .unwrap();
+        assert_eq!(decrypted[id]["master_key"].as_str().unwrap(), value.trim());
+    }
+    // A second run changes nothing.
+    let mut args = vec!["rewrap", s(&ring), "--leave-windows-only"];
+    args.extend(target);
+    dpwrap(&args).expect(0);
+    assert_eq!(snapshot(&ring), after);
+}
