@@ -679,6 +679,21 @@ fn malformed_input_is_refused_without_panicking() {
     assert_cert_error(Certificate::from_der(&trailing), "not valid X.509");
 }
 
+/// Files that ask for more key derivation than the bound (made by OpenSSL with `-iter 2000000`;
+/// fixtures/certs/make.sh) are refused before any derivation runs: with the right password they
+/// would load, so only the bound gives these errors.
+#[test]
+fn costly_key_derivation_is_refused_before_it_runs() {
+    assert_cert_error(
+        private_key_from_pem(&read("rsa2048.pbes2-2m-iterations.p8.pem"), Some(&pw(PW))),
+        "PBKDF2 iterations over 1000000",
+    );
+    assert_cert_error(
+        CertificateWithKey::from_pkcs12(&read("rsa2048.2m-iterations.pfx"), &pw(PW)),
+        "more key-derivation work than dpwrap allows",
+    );
+}
+
 #[test]
 fn oversized_inputs_hit_the_limit_before_reading() {
     let dir = std::env::temp_dir().join(format!("dpwrap-cert-limit-{}", std::process::id()));

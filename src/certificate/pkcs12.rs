@@ -226,8 +226,9 @@ fn map_error(e: p12_keystore::error::Error) -> Error {
              it with openssl pkcs12 -export (AES-256) or -legacy",
         ),
         E::InvalidParameters => Error::certificate(
-            "the PFX file asks for more key-derivation work than dpwrap allows (iterations or \
-             scrypt memory), or its parameters are invalid",
+            "the PFX file asks for more key-derivation work than dpwrap allows (iterations over \
+             1000000, or scrypt memory over 1 GiB), or its parameters are invalid; re-export it \
+             with openssl pkcs12 -export",
         ),
         // Without a MAC, a wrong password surfaces as bags that do not decode.
         E::DerError(_) | E::X509Error(_) | E::InvalidData | E::InvalidPrivateKey => {

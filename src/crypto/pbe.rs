@@ -60,8 +60,8 @@ fn malformed() -> Error {
 
 fn too_costly(what: &str) -> Error {
     Error::certificate(format!(
-        "the encrypted private key asks for {what}, more than dpwrap allows; re-encrypt it with \
-         openssl pkcs8 -topk8 -v2 aes-256-cbc"
+        "the encrypted private key asks for more key-derivation work than dpwrap allows ({what}); \
+         re-encrypt it with openssl pkcs8 -topk8 -v2 aes-256-cbc"
     ))
 }
 
@@ -109,7 +109,9 @@ fn pbes2(params: &[u8], ciphertext: &[u8], password: &str) -> Result<Zeroizing<V
     match &params.kdf {
         pkcs5::pbes2::Kdf::Pbkdf2(p) => {
             if u64::from(p.iteration_count) > MAX_ITERATIONS {
-                return Err(too_costly("more PBKDF2 iterations"));
+                return Err(too_costly(&format!(
+                    "PBKDF2 iterations over {MAX_ITERATIONS}"
+                )));
             }
         }
         pkcs5::pbes2::Kdf::Scrypt(p) => {
@@ -117,7 +119,10 @@ fn pbes2(params: &[u8], ciphertext: &[u8], password: &str) -> Result<Zeroizing<V
                 .checked_mul(p.cost_parameter)
                 .and_then(|m| m.checked_mul(u64::from(p.block_size)));
             if p.parallelization > MAX_SCRYPT_P || memory.is_none_or(|m| m > MAX_SCRYPT_MEMORY) {
-                return Err(too_costly("more scrypt memory"));
+                return Err(too_costly(&format!(
+                    "scrypt memory over {} MiB or parallelism over {MAX_SCRYPT_P}",
+                    MAX_SCRYPT_MEMORY >> 20
+                )));
             }
         }
         _ => {
@@ -158,7 +163,7 @@ fn salt_and_iterations(params: &[u8]) -> Result<(Vec<u8>, u64)> {
         return Err(malformed());
     }
     if iterations > MAX_ITERATIONS {
-        return Err(too_costly("more key-derivation iterations"));
+        return Err(too_costly(&format!("iterations over {MAX_ITERATIONS}")));
     }
     Ok((salt, iterations))
 }
@@ -437,6 +442,32 @@ mod tests {
         assert!(e.message().contains("malformed"), "{e}");
         let e = decrypt_pkcs8(PKCS12_PBE_SHA_RC4_40, Some(&p), &[0; 16], "x").unwrap_err();
         assert!(e.message().contains("RC4"), "{e}");
+    }
+
+    /// scrypt parameters whose memory (128 · N · r) or parallelism is over the bound are refused
+    /// before scrypt runs (OpenSSL refuses to write such files, so they are made here).
+    #[test]
+    fn costly_scrypt_is_refused_before_it_runs() {
+        use pkcs5::der::Encode as _;
+        let costly = |log_n: u8, r: u32, p: u32| {
+            let params = pkcs5::scrypt::Params::new(log_n, r, p).unwrap();
+            pkcs5::pbes2::Parameters::generate_scrypt_aes256cbc(params, &[7; 16], [9; 16])
+                .unwrap()
+                .to_der()
+                .unwrap()
+        };
+        // 128 · 2^20 · 8 = 1 GiB; 128 · 2^18 · 16 = 512 MiB; parallelism 17.
+        for params in [costly(20, 8, 1), costly(18, 16, 1), costly(10, 8, 17)] {
+            let e = pbes2(&params, &[0; 32], "x").unwrap_err();
+            assert!(
+                e.message()
+                    .contains("scrypt memory over 256 MiB or parallelism over 16"),
+                "{e}"
+            );
+        }
+        // Within the bound (16 MiB, OpenSSL's default) scrypt runs and the password is wrong.
+        let e = pbes2(&costly(14, 8, 1), &[0; 32], "x").unwrap_err();
+        assert_eq!(e.message(), WRONG_PASSWORD);
     }
 
     #[test]
