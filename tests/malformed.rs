@@ -4,9 +4,10 @@
 //! refused within a bounded peak allocation, and the controls decrypt to the plaintext the
 //! generator recorded.
 //!
-//! The `xmlenc` decryptor used for key files here is a thin adapter over
-//! `xmlenc::decrypt_element_type` registered under `EncryptedXmlDecryptor`'s name: the
-//! certificate decryptor is being built elsewhere and will take its place.
+//! Key files protected with the test-only certificate go through dpwrap's real
+//! `CertificateXmlDecryptor`; the keyless cases go through a thin adapter over
+//! `xmlenc::decrypt_element_type` registered under `EncryptedXmlDecryptor`'s name, so that they
+//! exercise the engine without any key.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
