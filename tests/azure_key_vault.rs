@@ -974,3 +974,114 @@ async fn a_certificate_from_a_key_vault_secret_decrypts_the_real_aspnet_key() {
     assert!(err.to_string().contains("dp-cert"), "{err}");
     assert!(!err.to_string().contains("nope"), "{err}");
 }
+
+/// Authenticated keys signed by a Key Vault key: the vault signs (RS256 over dpwrap's message),
+/// openssl verifies the signature with the key's public half, readers trust the versioned kid,
+/// and an identity with `wrapKey` but not `sign` can wrap a key but not authenticate it, so a key
+/// it plants is refused under `Require`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_signed_by_a_vault_key_verify_and_a_wrap_only_planter_cannot_sign() {
+    use dpwrap::authentication::{
+        AuthenticationPolicy, AuthenticationStatus, KeyProof, TrustedSigners, authenticate,
+        signed_message,
+    };
+    let dir = tempdir("sign");
+    let vault = LocalKeyVault::start().await.unwrap();
+    let kek_kid = vault.create_key("DataProtection").unwrap();
+    let pem_path = openssl_key(&dir);
+    let pem = std::fs::read_to_string(&pem_path).unwrap();
+    let signing_kid = vault.import_pem("key-signing", &pem).unwrap();
+    let client = client(&vault, fast_retries());
+    let resolver = KeyVaultResolver::new(Arc::clone(&client));
+    let encryptor = AzureKeyVaultXmlEncryptor::new(Arc::new(resolver.kek(&kek_kid).unwrap()));
+
+    // Named without a version, the signer pins the latest one and names it in every proof.
+    let signer = client
+        .signer(&format!("{}/keys/key-signing", vault.url()))
+        .await
+        .unwrap();
+    assert_eq!(signer.kid(), signing_kid);
+    let (trusted_kid, trusted_public) = client.trusted_key(&signing_kid).await.unwrap();
+    assert_eq!(trusted_kid, signing_kid);
+    let trusted = TrustedSigners::new().with_key(&trusted_kid, trusted_public);
+
+    let (key, master) = protected_key(&encryptor).await;
+    let mut element = key.element().clone();
+    authenticate(&mut element, &signer).await.unwrap();
+    let signed = Key::from_element(element.clone()).unwrap();
+    assert_eq!(
+        trusted.verify(&signed),
+        AuthenticationStatus::Verified(format!("kid:{signing_kid}"))
+    );
+    assert!(
+        signed
+            .master_key(&decryptors(resolver.clone()))
+            .await
+            .unwrap()
+            .ct_eq(&master)
+    );
+
+    // openssl checks the vault's signature over the signed message with the public half.
+    let proof = KeyProof::of(&element).unwrap().unwrap();
+    assert_eq!(proof.algorithm, "RS256");
+    let public_pem = dir.join("signing.pub.pem");
+    openssl(&[
+        "pkey",
+        "-in",
+        pem_path.to_str().unwrap(),
+        "-pubout",
+        "-out",
+        public_pem.to_str().unwrap(),
+    ]);
+    std::fs::write(dir.join("message"), signed_message(&element)).unwrap();
+    std::fs::write(dir.join("signature"), &proof.signature).unwrap();
+    let out = openssl(&[
+        "dgst",
+        "-sha256",
+        "-verify",
+        public_pem.to_str().unwrap(),
+        "-signature",
+        dir.join("signature").to_str().unwrap(),
+        dir.join("message").to_str().unwrap(),
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out).trim(), "Verified OK");
+
+    // A changed date breaks the proof.
+    let mut altered = element.clone();
+    let date = altered
+        .paths_where(&mut |e| e.is(None, "expirationDate"))
+        .remove(0);
+    *altered.at_mut(&date).unwrap() =
+        Element::new(Name::local("expirationDate")).with_text("2099-01-01T00:00:00Z");
+    assert_eq!(
+        trusted.verify(&Key::from_element(altered).unwrap()),
+        AuthenticationStatus::Invalid
+    );
+
+    // The planter: wrapKey (and get) but no sign.
+    vault.deny("sign", None);
+    let (planted, _) = protected_key(&encryptor).await;
+    let mut planted_element = planted.element().clone();
+    let e = authenticate(&mut planted_element, &signer)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Backend);
+    let text = e.to_string();
+    assert!(
+        text.contains("403") && text.contains("'sign' permission") && text.contains(&signing_kid),
+        "{text}"
+    );
+    let status = trusted.verify(&planted);
+    assert_eq!(status, AuthenticationStatus::Unsigned);
+    let e = status
+        .check(AuthenticationPolicy::Require, &planted.id())
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unauthenticated);
+    assert!(
+        status
+            .check(AuthenticationPolicy::Accept, &planted.id())
+            .is_ok()
+    );
+    assert_eq!(vault.stats().signs, 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -8,6 +8,9 @@
 //!   which needs only the `get` permission) and stores the versioned `kid` the vault answers.
 //! - [`KeyVaultResolver`]: maps stored kids to KEKs, refusing kids of vaults it was not
 //!   configured for.
+//! - [`KeyVaultSigner`]: a Key Vault key that signs keys (authenticated keys, RS256 through the
+//!   vault's `sign` operation), so that a writer holding only `wrapKey` cannot plant keys that
+//!   readers requiring authentication accept.
 //!
 //! Every answer is checked: the `kid` the service returns must name the key that was asked for,
 //! and the result must have a plausible length. Failures say what to do: a 403 names the missing
@@ -24,7 +27,8 @@ use async_trait::async_trait;
 use azure_core::credentials::TokenCredential;
 use azure_core::http::{ClientOptions, RetryOptions, StatusCode, Url};
 use azure_security_keyvault_keys::models::{
-    EncryptionAlgorithm, KeyClientGetKeyOptions, KeyClientWrapKeyOptions, KeyOperationParameters,
+    EncryptionAlgorithm, KeyClientGetKeyOptions, KeyClientSignOptions, KeyClientWrapKeyOptions,
+    KeyOperationParameters, SignParameters, SignatureAlgorithm,
 };
 use azure_security_keyvault_keys::{KeyClient, KeyClientOptions, ResourceId};
 use tokio::sync::OnceCell;
@@ -218,6 +222,7 @@ enum Op {
     Wrap,
     Unwrap,
     Get,
+    Sign,
 }
 
 impl Op {
@@ -226,6 +231,19 @@ impl Op {
             Op::Wrap => "wrapKey",
             Op::Unwrap => "unwrapKey",
             Op::Get => "get",
+            Op::Sign => "sign",
+        }
+    }
+
+    /// What to grant for this operation.
+    fn grant(self) -> &'static str {
+        match self {
+            Op::Sign => {
+                "RBAC role 'Key Vault Crypto User' on the signing key, or an access policy with key permissions get and sign"
+            }
+            _ => {
+                "RBAC role 'Key Vault Crypto Service Encryption User', or an access policy with key permissions get, wrapKey and unwrapKey"
+            }
         }
     }
 }
@@ -407,6 +425,105 @@ impl KeyEncryptionKey for KeyVaultKek {
     }
 }
 
+/// A Key Vault key that signs keys ([`KeySigner`](crate::authentication::KeySigner)): the
+/// signature is made by the vault (`sign`, RS256 over the SHA-256 digest), so the private key
+/// never leaves it, and a writer with only `wrapKey` cannot make one.
+///
+/// The signer is pinned to one version of the key, the one `get` reports when it is made, and
+/// names it in every proof (`kid:https://…/keys/NAME/VERSION`): readers trust that exact version
+/// ([`TrustedSigners::with_key`](crate::authentication::TrustedSigners::with_key) with
+/// [`KeyVaultSigner::public_key`], or [`KeyVaultClient::trusted_key`]). Every signature the vault
+/// returns is verified with the public key before it is used.
+pub struct KeyVaultSigner {
+    kek: KeyVaultKek,
+    kid: String,
+    public: RsaPublicKey,
+}
+
+impl fmt::Debug for KeyVaultSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyVaultSigner")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyVaultClient {
+    /// A signer with the key `kid` of this vault (its latest version when `kid` names none).
+    /// Needs the `get` and `sign` permissions.
+    pub async fn signer(self: &Arc<Self>, kid: &str) -> Result<KeyVaultSigner> {
+        let (versioned, public) = self.kek(kid)?.public_key().await?;
+        let kek = self.kek(&versioned)?;
+        Ok(KeyVaultSigner {
+            kek,
+            kid: versioned,
+            public,
+        })
+    }
+
+    /// The versioned kid and public key of `kid` (latest version when `kid` names none), for a
+    /// reader to trust keys signed with it. Needs only the `get` permission.
+    pub async fn trusted_key(self: &Arc<Self>, kid: &str) -> Result<(String, RsaPublicKey)> {
+        self.kek(kid)?.public_key().await
+    }
+}
+
+impl KeyVaultSigner {
+    /// The versioned kid named in the proofs.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The public key that verifies the proofs.
+    pub fn public_key(&self) -> &RsaPublicKey {
+        &self.public
+    }
+}
+
+#[async_trait]
+impl crate::authentication::KeySigner for KeyVaultSigner {
+    fn signer(&self) -> String {
+        format!("kid:{}", self.kid)
+    }
+
+    async fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(message).to_vec();
+        let kek = &self.kek;
+        let mut result = retry::run(&kek.client.retry, || async {
+            let body = SignParameters {
+                algorithm: Some(SignatureAlgorithm::Rs256),
+                value: Some(digest.clone()),
+            }
+            .try_into()?;
+            let options = KeyClientSignOptions {
+                key_version: kek.version.clone(),
+                ..Default::default()
+            };
+            kek.client
+                .client
+                .sign(&kek.name, body, Some(options))
+                .await?
+                .into_model()
+        })
+        .await
+        .map_err(|f| kek.failure(Op::Sign, f))?;
+        match result.kid.take() {
+            Some(kid) => kek.check_answer_kid(&kid)?,
+            None => return Err(kek.bad_answer("no kid in the sign answer")),
+        }
+        let signature = result
+            .result
+            .take()
+            .filter(|s| s.len() <= MAX_RESULT_LEN)
+            .ok_or_else(|| kek.bad_answer("the signature is missing or too long"))?;
+        if !self.public.verify_sha256(message, &signature) {
+            return Err(kek.bad_answer("the signature does not verify with the key's public half"));
+        }
+        Ok(signature)
+    }
+}
+
 /// The body of a Key Vault error, `{"error":{"code","message","innererror":{"code"}}}`.
 fn service_error(error: &azure_core::Error) -> (Option<String>, Option<String>) {
     let azure_core::error::ErrorKind::HttpResponse { raw_response, .. } = error.kind() else {
@@ -462,7 +579,8 @@ fn map_failure(kid: &str, op: Op, policy: &RetryPolicy, failure: Failure) -> Err
         Some(StatusCode::Forbidden) => Error::new(
             ErrorKind::Backend,
             format!(
-                "Key Vault refused {perm} for kid '{kid}' (403 Forbidden): the identity lacks the '{perm}' permission on this key; grant it (RBAC role 'Key Vault Crypto Service Encryption User', or an access policy with key permissions get, wrapKey and unwrapKey){said}"
+                "Key Vault refused {perm} for kid '{kid}' (403 Forbidden): the identity lacks the '{perm}' permission on this key; grant it ({}){said}",
+                op.grant()
             ),
         ),
         Some(StatusCode::NotFound) => Error::new(

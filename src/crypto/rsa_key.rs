@@ -265,6 +265,14 @@ impl RsaPrivateKey {
             .map_err(|e| Error::new(ErrorKind::Backend, format!("RSA signing failed: {e}")))
     }
 
+    /// RSASSA-PKCS1-v1_5 over an already computed SHA-256 digest (what Key Vault's `sign` does).
+    #[cfg(feature = "test-util")]
+    pub(crate) fn sign_sha256_prehash(&self, digest: &[u8]) -> Result<Vec<u8>> {
+        self.key
+            .pkcs1v15_sign_prehash::<sha2::Sha256>(digest)
+            .map_err(|e| Error::new(ErrorKind::Backend, format!("RSA signing failed: {e}")))
+    }
+
     /// The underlying `rsa` key (for the certificate builder).
     pub(crate) fn inner(&self) -> &rsa::PrivateKey {
         &self.key

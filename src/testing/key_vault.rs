@@ -1,5 +1,5 @@
 //! A faithful local Azure Key Vault for tests: HTTPS on `127.0.0.1`, the real authentication
-//! challenge, keys (get, wrapkey, unwrapkey) and secrets (get, set), Key Vault's error bodies,
+//! challenge, keys (get, wrapkey, unwrapkey, sign) and secrets (get, set), Key Vault's error bodies,
 //! injectable faults, and counters. The Azure SDK talks to it exactly as to the service.
 //!
 //! What it reproduces, as observed from the real service and the SDK (CRATES.md §2.3):
@@ -10,7 +10,8 @@
 //!   the ones that were not.
 //! - `POST /keys/{name}/{version}/wrapkey|unwrapkey` with `{"alg","value"}` (base64url) answers
 //!   `{"kid","value"}`; an empty version (`/keys/{name}//wrapkey`) means the latest version.
-//!   `RSA-OAEP`, `RSA-OAEP-256` and `RSA1_5`. `GET /keys/{name}[/{version}]` answers the JSON
+//!   `RSA-OAEP`, `RSA-OAEP-256` and `RSA1_5`. `POST /keys/{name}/{version}/sign` with
+//!   `{"alg":"RS256","value":digest}` answers the signature the same way. `GET /keys/{name}[/{version}]` answers the JSON
 //!   Web Key (`n`, `e`) and attributes.
 //! - Errors are `{"error":{"code","message","innererror"?}}`: 404 `KeyNotFound`/`SecretNotFound`,
 //!   403 `Forbidden` (`innererror.code` `ForbiddenByPolicy`, or `KeyDisabled` for a disabled key),
@@ -85,6 +86,8 @@ pub struct Stats {
     pub unwraps: usize,
     /// get-key requests answered after authentication.
     pub gets: usize,
+    /// sign requests answered after authentication.
+    pub signs: usize,
     /// Faults injected.
     pub faults: usize,
     /// Tokens issued by the token endpoint.
@@ -559,6 +562,9 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Answer {
         (hyper::Method::POST, ["keys", name, version, "unwrapkey"]) => {
             key_operation(&state, name, version, false, &body)
         }
+        (hyper::Method::POST, ["keys", name, version, "sign"]) => {
+            sign_operation(&state, name, version, &body)
+        }
         (hyper::Method::GET, ["secrets", name]) | (hyper::Method::GET, ["secrets", name, ""]) => {
             get_secret(&state, name, "")
         }
@@ -656,37 +662,93 @@ fn padding(alg: &str) -> Option<RsaPadding> {
     }
 }
 
+/// The key `name` at `version` (latest when empty) for `operation`, enabled and permitted, with
+/// its versioned kid; or the error answer Key Vault gives.
+fn usable_key(
+    state: &State,
+    name: &str,
+    version: &str,
+    operation: &str,
+) -> std::result::Result<(Arc<RsaPrivateKey>, String), Box<Answer>> {
+    let mut inner = state.lock();
+    match operation {
+        "wrapKey" => inner.stats.wraps += 1,
+        "unwrapKey" => inner.stats.unwraps += 1,
+        _ => inner.stats.signs += 1,
+    }
+    if denied(&inner, operation, name) {
+        return Err(Box::new(forbidden(operation, "keys", name)));
+    }
+    let Some((stored, versions)) = inner.keys.get(&name.to_ascii_lowercase()) else {
+        return Err(Box::new(key_not_found(name)));
+    };
+    let Some(v) = find_version(versions, version) else {
+        return Err(Box::new(key_not_found(&format!("{name}/{version}"))));
+    };
+    if !v.enabled {
+        return Err(Box::new(error(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            &format!("Operation {operation} is not allowed on a disabled key."),
+            Some("KeyDisabled"),
+        )));
+    }
+    Ok((
+        Arc::clone(&v.key),
+        format!("{}/keys/{stored}/{}", state.url, v.version),
+    ))
+}
+
+/// `sign`: `{"alg":"RS256","value":base64url(SHA-256 digest)}` answers `{"kid","value"}` with the
+/// RSASSA-PKCS1-v1_5 signature; another algorithm or digest length is 400 `BadParameter`.
+fn sign_operation(state: &State, name: &str, version: &str, body: &[u8]) -> Answer {
+    // The RSA work runs outside the lock, so that concurrent requests are served concurrently.
+    let (key, kid) = match usable_key(state, name, version, "sign") {
+        Ok(found) => found,
+        Err(answer) => return *answer,
+    };
+    let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    if request.get("alg").and_then(Value::as_str) != Some("RS256") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "BadParameter",
+            "Invalid algorithm for this key type.",
+            None,
+        );
+    }
+    let Some(digest) = request
+        .get("value")
+        .and_then(Value::as_str)
+        .and_then(b64url_decode)
+        .filter(|d| d.len() == 32)
+    else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "BadParameter",
+            "Invalid length of the digest: RS256 signs a 32-byte SHA-256 digest.",
+            None,
+        );
+    };
+    match key.sign_sha256_prehash(&digest) {
+        Ok(signature) => answer(
+            StatusCode::OK,
+            &json!({"kid": kid, "value": b64url(&signature)}),
+        ),
+        Err(_) => error(
+            StatusCode::BAD_REQUEST,
+            "BadParameter",
+            "The signature could not be made.",
+            None,
+        ),
+    }
+}
+
 fn key_operation(state: &State, name: &str, version: &str, wrap: bool, body: &[u8]) -> Answer {
     let operation = if wrap { "wrapKey" } else { "unwrapKey" };
     // The RSA work runs outside the lock, so that concurrent requests are served concurrently.
-    let (key, kid) = {
-        let mut inner = state.lock();
-        if wrap {
-            inner.stats.wraps += 1;
-        } else {
-            inner.stats.unwraps += 1;
-        }
-        if denied(&inner, operation, name) {
-            return forbidden(operation, "keys", name);
-        }
-        let Some((stored, versions)) = inner.keys.get(&name.to_ascii_lowercase()) else {
-            return key_not_found(name);
-        };
-        let Some(v) = find_version(versions, version) else {
-            return key_not_found(&format!("{name}/{version}"));
-        };
-        if !v.enabled {
-            return error(
-                StatusCode::FORBIDDEN,
-                "Forbidden",
-                &format!("Operation {operation} is not allowed on a disabled key."),
-                Some("KeyDisabled"),
-            );
-        }
-        (
-            Arc::clone(&v.key),
-            format!("{}/keys/{stored}/{}", state.url, v.version),
-        )
+    let (key, kid) = match usable_key(state, name, version, operation) {
+        Ok(found) => found,
+        Err(answer) => return *answer,
     };
     let request: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
