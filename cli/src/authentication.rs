@@ -13,11 +13,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use dpwrap::authentication::{
-    AuthenticationPolicy, AuthenticationStatus, CertificateSigner, KeyProof, NS_AUTHENTICATION,
-    TrustedSigners, authenticate,
+    AuthenticationPolicy, AuthenticationStatus, CertificateSigner, KeyProof, KeySigner,
+    NS_AUTHENTICATION, TrustedSigners, authenticate,
 };
 use dpwrap::xml::{Element, Node};
-use dpwrap::{Certificate, CertificateWithKey, Key};
+use dpwrap::{Certificate, CertificateWithKey, Key, RsaPublicKey};
+
+use crate::vault::Vaults;
 
 use crate::fail::{Fail, Outcome};
 
@@ -31,7 +33,7 @@ pub struct SignArgs {
     #[arg(
         long = "sign-with",
         value_name = "C.pem",
-        conflicts_with = "sign_with_pfx"
+        conflicts_with_all = ["sign_with_pfx", "sign_with_kid"]
     )]
     pub sign_with: Option<PathBuf>,
     /// The private key (PEM) of the --sign-with before it.
@@ -39,12 +41,21 @@ pub struct SignArgs {
     pub sign_key: Option<PathBuf>,
     /// Sign with the certificate and private key of a PFX file (its password from
     /// --password-env/--password-file after it).
-    #[arg(long = "sign-with-pfx", value_name = "F.pfx")]
+    #[arg(
+        long = "sign-with-pfx",
+        value_name = "F.pfx",
+        conflicts_with = "sign_with_kid"
+    )]
     pub sign_with_pfx: Option<PathBuf>,
+    /// Sign every key written with this Key Vault key (the vault signs: needs the `get` and
+    /// `sign` permissions, role Key Vault Crypto User). Without a version, its latest version
+    /// signs, and the proofs name that version.
+    #[arg(long = "sign-with-kid", value_name = "KID")]
+    pub sign_with_kid: Option<String>,
 }
 
 impl SignArgs {
-    /// Whether a signer was named.
+    /// Whether a signing certificate was named (loaded with the key material).
     pub fn given(&self) -> bool {
         self.sign_with.is_some() || self.sign_with_pfx.is_some()
     }
@@ -58,6 +69,10 @@ pub struct TrustArgs {
     /// Repeatable. `decrypt` also trusts the certificates of its key material.
     #[arg(long = "trust-cert", value_name = "C.pem")]
     pub trust_cert: Vec<PathBuf>,
+    /// Trust keys signed with this Key Vault key (its public half is read with `get`; without a
+    /// version, the latest version is trusted). Repeatable.
+    #[arg(long = "trust-kid", value_name = "KID")]
+    pub trust_kid: Vec<String>,
     /// Refuse every key without a valid proof from a trusted signer (a refused key is never
     /// decrypted). Default: accept them, as .NET does, with a warning where keys are signed.
     #[arg(long = "require-authenticated")]
@@ -66,9 +81,10 @@ pub struct TrustArgs {
 
 /// Signs the keys a command writes, and checks each signature before the key is written.
 pub struct Signer {
-    signer: CertificateSigner,
+    signer: Arc<dyn KeySigner>,
     trusted: TrustedSigners,
-    thumbprint: String,
+    /// What signs, for messages (`certificate HEX`, `Key Vault key KID`).
+    name: String,
 }
 
 impl Signer {
@@ -76,24 +92,33 @@ impl Signer {
     pub fn new(certificate: Arc<CertificateWithKey>) -> Outcome<Signer> {
         let trusted = TrustedSigners::new().with_certificate(certificate.certificate())?;
         Ok(Signer {
-            thumbprint: certificate.thumbprint(),
-            signer: CertificateSigner(certificate),
+            name: format!("certificate {}", certificate.thumbprint()),
+            signer: Arc::new(CertificateSigner(certificate)),
             trusted,
         })
     }
 
+    /// A signer with the Key Vault key `kid` (versioned) whose public half is `public`.
+    pub fn key_vault(signer: Arc<dyn KeySigner>, kid: &str, public: RsaPublicKey) -> Signer {
+        Signer {
+            signer,
+            trusted: TrustedSigners::new().with_key(kid, public),
+            name: format!("Key Vault key {kid}"),
+        }
+    }
+
     /// Adds (or replaces) the proof of `key_element`, then checks that it verifies.
     pub async fn sign(&self, key_element: &mut Element) -> dpwrap::Result<()> {
-        authenticate(key_element, &self.signer).await?;
+        authenticate(key_element, self.signer.as_ref()).await?;
         let key = Key::from_element(key_element.clone())?;
         match self.trusted.verify(&key) {
             AuthenticationStatus::Verified(_) => Ok(()),
             other => Err(dpwrap::Error::new(
                 dpwrap::ErrorKind::Unauthenticated,
                 format!(
-                    "the proof just written for key {} does not verify with certificate {} ({other}); nothing was written",
+                    "the proof just written for key {} does not verify with {} ({other}); nothing was written",
                     key.id(),
-                    self.thumbprint
+                    self.name
                 ),
             )),
         }
@@ -123,20 +148,30 @@ pub fn carries_proof(key: &Key) -> bool {
 /// What a reader trusts and requires.
 pub struct Trust {
     signers: TrustedSigners,
-    /// Whether `--trust-cert` was given (then every key not verified is warned about).
+    /// Whether `--trust-cert` or `--trust-kid` was given (then every key not verified is warned
+    /// about).
     explicit: bool,
     policy: AuthenticationPolicy,
     warned: HashSet<uuid::Uuid>,
 }
 
 impl Trust {
-    /// The signers of `args` and the `also` certificates (key material), and the policy.
-    pub fn new(args: &TrustArgs, also: &[Arc<CertificateWithKey>]) -> Outcome<Trust> {
+    /// The signers of `args` (Key Vault keys read through `vaults`) and the `also` certificates
+    /// (key material), and the policy.
+    pub async fn new(
+        args: &TrustArgs,
+        also: &[Arc<CertificateWithKey>],
+        vaults: &mut Vaults,
+    ) -> Outcome<Trust> {
         let mut signers = TrustedSigners::new();
         for path in &args.trust_cert {
             let certificate =
                 Certificate::from_file(path).map_err(|e| Fail::from(e).context("--trust-cert"))?;
             signers = signers.with_certificate(&certificate)?;
+        }
+        for kid in &args.trust_kid {
+            let (versioned, public) = vaults.trusted_key(kid).await?;
+            signers = signers.with_key(&versioned, public);
         }
         for c in also {
             signers = signers.with_certificate(c.certificate())?;
@@ -148,12 +183,12 @@ impl Trust {
         };
         if policy == AuthenticationPolicy::Require && signers.is_empty() {
             return Err(Fail::usage(
-                "--require-authenticated needs the certificates whose signatures are trusted: give --trust-cert C.pem (the public certificate is enough)",
+                "--require-authenticated needs the signers that are trusted: give --trust-cert C.pem (the public certificate is enough) or --trust-kid KID (a Key Vault key)",
             ));
         }
         Ok(Trust {
             signers,
-            explicit: !args.trust_cert.is_empty(),
+            explicit: !args.trust_cert.is_empty() || !args.trust_kid.is_empty(),
             policy,
             warned: HashSet::new(),
         })
@@ -208,11 +243,16 @@ impl Trust {
     }
 }
 
-/// The signer the key material holds (`--sign-with`, `--sign-with-pfx`), if any.
-pub fn signer(
+/// The signer named by `args`: the certificate the key material holds (`--sign-with`,
+/// `--sign-with-pfx`) or a Key Vault key (`--sign-with-kid`, its vault added to the material's).
+pub async fn signer(
     args: &SignArgs,
-    material: &crate::key_material::KeyMaterial,
+    material: &mut crate::key_material::KeyMaterial,
 ) -> Outcome<Option<Signer>> {
+    if let Some(kid) = &args.sign_with_kid {
+        let (signer, versioned, public) = material.vaults.signer(kid).await?;
+        return Ok(Some(Signer::key_vault(signer, &versioned, public)));
+    }
     match (&material.signer, args.given()) {
         (Some(c), _) => Ok(Some(Signer::new(Arc::clone(c))?)),
         (None, false) => Ok(None),

@@ -166,8 +166,8 @@ async fn stream_directory(
 }
 
 pub async fn run(args: Args, matches: &ArgMatches) -> Outcome<u8> {
-    let material = KeyMaterial::load(&args.material, matches)?;
-    let mut trust = Trust::new(&args.trust, &material.certificates)?;
+    let mut material = KeyMaterial::load(&args.material, matches)?;
+    let mut trust = Trust::new(&args.trust, &material.certificates, &mut material.vaults).await?;
     let decryptors = material.decryptors();
     let settings = stores::Settings::new(&args.material.connection)?;
     // Directories are streamed (memory stays flat on large rings); other stores are read whole,

@@ -87,7 +87,8 @@ impl Seen {
 }
 
 pub async fn run(args: Args) -> Outcome<u8> {
-    let mut trust = Trust::new(&args.trust, &[])?;
+    let mut vaults = crate::vault::Vaults::new(&args.connection)?;
+    let mut trust = Trust::new(&args.trust, &[], &mut vaults).await?;
     let settings = stores::Settings::new(&args.connection)?;
     let rings = stores::read_rings(&args.stores, &settings).await?;
     let mut failed = false;

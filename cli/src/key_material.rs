@@ -469,7 +469,7 @@ impl KeyMaterial {
             local_keks.push(load_local_kek(kid, Path::new(path))?);
         }
 
-        let mut vaults = crate::vault::Vaults::new(args)?;
+        let mut vaults = crate::vault::Vaults::new(&args.connection)?;
         for kid in &args.key_vault_kid {
             vaults.add_vault_of(kid)?;
         }

@@ -47,7 +47,7 @@ pub async fn run(args: Args, matches: &ArgMatches) -> Outcome<u8> {
     let lifetime = parse_lifetime(&args.lifetime)?;
     let mut material = KeyMaterial::load(&args.material, matches)?;
     let target = args.target.build(matches, &mut material, false)?;
-    let signer = signer(&args.sign, &material)?;
+    let signer = signer(&args.sign, &mut material).await?;
     let settings = stores::Settings::new(&args.material.connection)?.writing(&args.write)?;
     let opened = stores::open(&args.store, false, &settings)?;
     if opened.only.is_some() {

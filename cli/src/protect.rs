@@ -30,13 +30,14 @@ pub struct Args {
 pub async fn run(args: Args, matches: &ArgMatches) -> Outcome<u8> {
     let mut material = KeyMaterial::load(&args.material, matches)?;
     let target = args.target.build(matches, &mut material, true)?;
+    let signer = signer(&args.sign, &mut material).await?;
     let reprotector = Reprotector {
         read: material.decryptors(),
         target,
         only_unprotected: true,
         leave_windows_only: false,
         concurrency: material.concurrency,
-        signer: signer(&args.sign, &material)?,
+        signer,
     };
     let settings = stores::Settings::new(&args.material.connection)?.writing(&args.write)?;
     let mut failed = false;

@@ -4,10 +4,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use dpwrap::RsaPublicKey;
+use dpwrap::authentication::KeySigner;
 use dpwrap::azure::KeyEncryptionKeyResolver;
 
 use crate::fail::{Fail, Outcome};
-use crate::key_material::{KeyMaterialArgs, io_reason};
+use crate::key_material::io_reason;
 use crate::stores::ConnectionArgs;
 
 /// Largest CA file read (1 MiB).
@@ -77,8 +79,7 @@ mod imp {
 
     impl Vaults {
         /// No vault yet; `args` gives the credential and CA options.
-        pub fn new(args: &KeyMaterialArgs) -> Outcome<Vaults> {
-            let args: &ConnectionArgs = &args.connection;
+        pub fn new(args: &ConnectionArgs) -> Outcome<Vaults> {
             let ca = match &args.key_vault_ca {
                 Some(p) => Some(read_ca(p)?),
                 None => None,
@@ -149,6 +150,31 @@ mod imp {
             Ok(Arc::new(client.kek(kid).map_err(setup_error)?))
         }
 
+        /// A signer with the Key Vault key `kid` (its vault is added), its versioned kid and
+        /// public key (`--sign-with-kid`).
+        pub async fn signer(
+            &mut self,
+            kid: &str,
+        ) -> Outcome<(Arc<dyn KeySigner>, String, RsaPublicKey)> {
+            let client = self.add_vault_of(kid)?;
+            let signer = client
+                .signer(kid)
+                .await
+                .map_err(|e| Fail::from(e).context("--sign-with-kid"))?;
+            let versioned = signer.kid().to_owned();
+            let public = signer.public_key().clone();
+            Ok((Arc::new(signer), versioned, public))
+        }
+
+        /// The versioned kid and public key of the Key Vault key `kid` (`--trust-kid`).
+        pub async fn trusted_key(&mut self, kid: &str) -> Outcome<(String, RsaPublicKey)> {
+            let client = self.add_vault_of(kid)?;
+            client
+                .trusted_key(kid)
+                .await
+                .map_err(|e| Fail::from(e).context("--trust-kid"))
+        }
+
         /// A resolver for kids of the configured vaults (none when no vault is configured).
         pub fn resolver(&self) -> Option<Arc<dyn KeyEncryptionKeyResolver>> {
             let mut clients = self.clients.iter();
@@ -197,8 +223,7 @@ mod imp {
 
     impl Vaults {
         /// Checks that no Azure option was given.
-        pub fn new(args: &KeyMaterialArgs) -> Outcome<Vaults> {
-            let args: &ConnectionArgs = &args.connection;
+        pub fn new(args: &ConnectionArgs) -> Outcome<Vaults> {
             if let Some(p) = &args.key_vault_ca {
                 read_ca(p)?;
             }
@@ -216,6 +241,19 @@ mod imp {
         /// Always a usage error.
         pub fn add_vault_of(&mut self, _kid: &str) -> Outcome<()> {
             Err(not_built("--key-vault-kid"))
+        }
+
+        /// Always a usage error.
+        pub async fn signer(
+            &mut self,
+            _kid: &str,
+        ) -> Outcome<(Arc<dyn KeySigner>, String, RsaPublicKey)> {
+            Err(not_built("--sign-with-kid"))
+        }
+
+        /// Always a usage error.
+        pub async fn trusted_key(&mut self, _kid: &str) -> Outcome<(String, RsaPublicKey)> {
+            Err(not_built("--trust-kid"))
         }
 
         /// None.

@@ -516,3 +516,111 @@ fn a_key_vault_ring_signed_with_a_writers_certificate() {
     assert_eq!(rows[&planted]["authentication"], "unsigned");
     assert_eq!(auth(&rows).values().filter(|s| *s == "verified").count(), 4);
 }
+
+/// A farm on Key Vault alone: keys wrapped with one vault key and signed with another
+/// (`--sign-with-kid`, the vault signs); readers trust the signing key (`--trust-kid`, its public
+/// half read with `get`). An identity that holds `wrapKey` but not `sign` cannot sign, and the
+/// key it plants is refused under `--require-authenticated` without reaching the vault.
+#[cfg(feature = "azure")]
+#[test]
+fn a_key_vault_ring_signed_with_a_vault_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ring = tmp.path().join("ring");
+    std::fs::create_dir(&ring).unwrap();
+    let v = common::local_vault::start(tmp.path());
+    let kek = v.vault.create_key("dataprotection").unwrap();
+    let signing_kid = v.vault.create_key("key-signing").unwrap();
+    let signing = format!("{}/keys/key-signing", v.vault.url());
+    let files = || std::fs::read_dir(&ring).unwrap().count();
+
+    let new_key = |extra: &[&str]| {
+        let mut args = vec!["key", "new", s(&ring), "--to-key-vault", &kek];
+        args.extend(extra);
+        v.run(&args)
+    };
+    let signed: Vec<String> = (0..2)
+        .map(|_| {
+            new_key(&["--sign-with-kid", &signing])
+                .expect(0)
+                .stdout
+                .trim()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(v.vault.stats().signs, 2);
+    // The proof names the signing key's version.
+    let text = std::fs::read_to_string(ring.join(format!("key-{}.xml", signed[0]))).unwrap();
+    assert!(
+        text.contains(&format!("signer=\"kid:{signing_kid}\"")),
+        "{text}"
+    );
+
+    // The planter: wrapKey but no sign. Signing fails and writes nothing; unsigned, it plants.
+    v.vault.deny("sign", None);
+    let run = new_key(&["--sign-with-kid", &signing]).expect(1);
+    assert!(
+        run.stderr.contains("'sign' permission") && run.stderr.contains(&signing_kid),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(files(), 2, "nothing was written");
+    let planted = new_key(&[]).expect(0).stdout.trim().to_owned();
+    v.vault.allow_all();
+
+    let reader = |extra: &[&str]| {
+        v.vault.reset_stats();
+        let mut args = vec![
+            "decrypt",
+            "--json",
+            "--reveal",
+            "--key-vault-kid",
+            &kek,
+            "--trust-kid",
+            &signing,
+        ];
+        args.extend(extra);
+        args.push(s(&ring));
+        let run = v.run(&args);
+        (run, v.vault.stats().unwraps)
+    };
+    let (run, unwraps) = reader(&["--require-authenticated"]);
+    let run = run.expect(1);
+    let rows = by_id(&run);
+    assert_eq!(
+        rows[&planted]["error_kind"], "unauthenticated",
+        "{}",
+        run.stdout
+    );
+    for id in &signed {
+        assert_eq!(rows[id]["status"], "ok");
+        assert_eq!(rows[id]["authentication"], "verified");
+    }
+    assert_eq!(unwraps, 2, "the planted key never reached the vault");
+
+    let (run, unwraps) = reader(&[]);
+    let run = run.expect(0);
+    assert_eq!(unwraps, 3);
+    assert_eq!(warnings_about(&run, &planted), 1, "{}", run.stderr);
+
+    let run = v
+        .run(&["inspect", "--json", "--trust-kid", &signing, s(&ring)])
+        .expect(0);
+    let rows = by_id(&run);
+    assert_eq!(rows[&planted]["authentication"], "unsigned");
+    assert!(
+        signed
+            .iter()
+            .all(|id| rows[id]["authentication"] == "verified")
+    );
+
+    let run = v
+        .run(&[
+            "decrypt",
+            "--key-vault-kid",
+            &kek,
+            "--require-authenticated",
+            s(&ring),
+        ])
+        .expect(2);
+    assert!(run.stderr.contains("--trust-kid"), "{}", run.stderr);
+}
