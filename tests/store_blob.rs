@@ -27,6 +27,7 @@ mod with_azurite {
         self, Azurite, StaticToken, account_sas_signed_with, unsigned_storage_jwt,
     };
     use super::common::redis_server::free_port;
+    use super::common::tls::loopback_server_certificates;
     use super::common::{TempDir, block_on, interop, null_master_key, toggle_protection};
     use dpwrap::azure::retry::RetryPolicy;
     use dpwrap::azure::transport::TransportOptions;
@@ -235,85 +236,6 @@ mod with_azurite {
         assert_eq!(block_on(other.load()).unwrap().len(), 5);
     }
 
-    fn openssl(dir: &std::path::Path, args: &[&str]) {
-        let out = Command::new("openssl")
-            .current_dir(dir)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// A CA and a server certificate for 127.0.0.1, made by openssl.
-    fn certificates(dir: &std::path::Path) {
-        openssl(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=dpwrap test CA",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign",
-            ],
-        );
-        openssl(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "srv.key",
-                "-out",
-                "srv.csr",
-                "-subj",
-                "/CN=127.0.0.1",
-            ],
-        );
-        std::fs::write(
-            dir.join("ext"),
-            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-        )
-        .unwrap();
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "srv.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "srv.pem",
-                "-days",
-                "2",
-                "-extfile",
-                "ext",
-            ],
-        );
-    }
-
     #[test]
     fn an_entra_id_token_over_https_works_and_a_bad_one_is_refused() {
         if !interop::have("openssl") {
@@ -321,7 +243,7 @@ mod with_azurite {
             return;
         }
         let tmp = TempDir::new();
-        certificates(tmp.path());
+        loopback_server_certificates(tmp.path());
         let Some(az) =
             Azurite::start_https(&tmp.path().join("srv.pem"), &tmp.path().join("srv.key"))
         else {

@@ -656,93 +656,13 @@ mod rewrap_and_key_new {
 
 #[cfg(feature = "redis")]
 mod tls {
-    use std::process::Command;
-
     use super::common::redis_server::RedisServer;
+    use super::common::tls::loopback_server_certificates;
     use super::common::{TempDir, block_on, interop};
     use dpwrap::ErrorKind;
     use dpwrap::new_key::{DEFAULT_LIFETIME, NewKey};
     use dpwrap::store::{Addition, KeyStore, RedisOptions, RedisStore};
     use dpwrap::{MasterKey, xml};
-
-    fn openssl(dir: &std::path::Path, args: &[&str]) {
-        let out = Command::new("openssl")
-            .current_dir(dir)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// A CA and a server certificate for 127.0.0.1, made by openssl.
-    fn certificates(dir: &std::path::Path) {
-        openssl(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=dpwrap test CA",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign",
-            ],
-        );
-        openssl(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "srv.key",
-                "-out",
-                "srv.csr",
-                "-subj",
-                "/CN=127.0.0.1",
-            ],
-        );
-        std::fs::write(
-            dir.join("ext"),
-            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-        )
-        .unwrap();
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "srv.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "srv.pem",
-                "-days",
-                "2",
-                "-extfile",
-                "ext",
-            ],
-        );
-    }
 
     #[test]
     fn rediss_works_with_a_trusted_ca_and_refuses_an_untrusted_server() {
@@ -751,7 +671,7 @@ mod tls {
             return;
         }
         let tmp = TempDir::new();
-        certificates(tmp.path());
+        loopback_server_certificates(tmp.path());
         let Some(server) = RedisServer::start_tls(
             &tmp.path().join("srv.pem"),
             &tmp.path().join("srv.key"),

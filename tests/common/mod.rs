@@ -5,6 +5,7 @@
 pub mod azurite;
 pub mod interop;
 pub mod redis_server;
+pub mod tls;
 
 use std::path::PathBuf;
 
