@@ -28,7 +28,9 @@ mod with_azurite {
     };
     use super::common::redis_server::free_port;
     use super::common::tls::loopback_server_certificates;
-    use super::common::{TempDir, block_on, interop, null_master_key, toggle_protection};
+    use super::common::{
+        TempDir, block_on, interop, null_master_key, toggle_all, toggle_protection,
+    };
     use dpwrap::azure::retry::RetryPolicy;
     use dpwrap::azure::transport::TransportOptions;
     use dpwrap::new_key::{DEFAULT_LIFETIME, NewKey};
@@ -584,20 +586,7 @@ mod with_azurite {
         std::fs::write(started_file, b"").unwrap();
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(60) {
-            let loaded = block_on(store.load()).unwrap();
-            let news: Vec<_> = loaded
-                .iter()
-                .map(|e| block_on(toggle_protection(e.element())))
-                .collect();
-            let changes: Vec<Change<'_>> = loaded
-                .iter()
-                .zip(&news)
-                .map(|(old, new)| Change {
-                    old,
-                    new: new.clone(),
-                })
-                .collect();
-            block_on(store.replace(&changes)).unwrap();
+            block_on(toggle_all(&store)).unwrap();
             let (k, _) = unprotected_keys(1).remove(0);
             block_on(store.append(&[Addition::named_as_dotnet(k).unwrap()])).unwrap();
         }

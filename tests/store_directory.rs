@@ -14,11 +14,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
-    TempDir, block_on, interop, null_master_key, peer_ring, toggle_protection, xml_files,
+    TempDir, block_on, changes, interop, null_master_key, peer_ring, toggle_all, toggle_protection,
+    toggled, xml_files,
 };
 use dpwrap::key_file::Revocation;
 use dpwrap::new_key::{DEFAULT_LIFETIME, NewKey};
-use dpwrap::store::{Addition, Change, DirectoryStore, KeyStore};
+use dpwrap::store::{Addition, DirectoryStore, KeyStore};
 use dpwrap::xml::{self, WriteOptions};
 use dpwrap::{ErrorKind, MasterKey, RingElement, Timestamp};
 
@@ -235,20 +236,7 @@ fn replace_rewraps_in_place_and_refuses_a_changed_file() {
         .collect();
     block_on(store.append(&adds)).unwrap();
 
-    let loaded = block_on(store.load()).unwrap();
-    let news: Vec<_> = loaded
-        .iter()
-        .map(|e| block_on(toggle_protection(e.element())))
-        .collect();
-    let changes: Vec<Change<'_>> = loaded
-        .iter()
-        .zip(&news)
-        .map(|(old, new)| Change {
-            old,
-            new: new.clone(),
-        })
-        .collect();
-    block_on(store.replace(&changes)).unwrap();
+    block_on(toggle_all(&store)).unwrap();
 
     let after = block_on(store.load()).unwrap();
     assert_eq!(after.len(), 3);
@@ -291,19 +279,8 @@ fn replace_rewraps_in_place_and_refuses_a_changed_file() {
     let changed = block_on(toggle_protection(stale[1].element()));
     std::fs::write(&victim, xml::to_bytes(&changed, WriteOptions::KEY_FILE)).unwrap();
     let snapshot = xml_files(tmp.path());
-    let news: Vec<_> = stale
-        .iter()
-        .map(|e| block_on(toggle_protection(e.element())))
-        .collect();
-    let changes: Vec<Change<'_>> = stale
-        .iter()
-        .zip(&news)
-        .map(|(old, new)| Change {
-            old,
-            new: new.clone(),
-        })
-        .collect();
-    let e = block_on(store.replace(&changes)).unwrap_err();
+    let news = block_on(toggled(&stale));
+    let e = block_on(store.replace(&changes(&stale, &news))).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Store);
     assert!(e.to_string().contains(stale[1].name()), "{e}");
     assert_eq!(xml_files(tmp.path()), snapshot);
@@ -365,20 +342,7 @@ fn rewrap_forever(dir: &Path) {
     let started = Instant::now();
     std::fs::write(dir.join("child.started"), b"").unwrap();
     while started.elapsed() < Duration::from_secs(60) {
-        let loaded = block_on(store.load()).unwrap();
-        let news: Vec<_> = loaded
-            .iter()
-            .map(|e| block_on(toggle_protection(e.element())))
-            .collect();
-        let changes: Vec<Change<'_>> = loaded
-            .iter()
-            .zip(&news)
-            .map(|(old, new)| Change {
-                old,
-                new: new.clone(),
-            })
-            .collect();
-        block_on(store.replace(&changes)).unwrap();
+        block_on(toggle_all(&store)).unwrap();
     }
 }
 

@@ -14,7 +14,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
-    TempDir, block_on, interop, null_master_key, peer_ring, toggle_protection, xml_files,
+    TempDir, block_on, interop, null_master_key, peer_ring, toggle_all, toggle_protection,
+    xml_files,
 };
 use dpwrap::new_key::{DEFAULT_LIFETIME, NewKey};
 use dpwrap::store::{Addition, Change, DirectoryStore, DocumentStore, KeyStore};
@@ -236,20 +237,7 @@ fn rewrap_forever(path: &Path) {
     let started = Instant::now();
     std::fs::write(path.with_extension("started"), b"").unwrap();
     while started.elapsed() < Duration::from_secs(60) {
-        let loaded = block_on(store.load()).unwrap();
-        let news: Vec<_> = loaded
-            .iter()
-            .map(|e| block_on(toggle_protection(e.element())))
-            .collect();
-        let changes: Vec<Change<'_>> = loaded
-            .iter()
-            .zip(&news)
-            .map(|(old, new)| Change {
-                old,
-                new: new.clone(),
-            })
-            .collect();
-        block_on(store.replace(&changes)).unwrap();
+        block_on(toggle_all(&store)).unwrap();
         // Appends too, so that kills land in both write paths.
         let (k, _) = unprotected_keys(1).remove(0);
         block_on(store.append(&[Addition::named_as_dotnet(k).unwrap()])).unwrap();

@@ -21,15 +21,13 @@ use common::azurite::StaticToken;
 use common::redis_server::free_port;
 use common::{
     TempDir, block_on, interop, null_master_key, peer_decrypt_ring, peer_ring_every_format,
-    toggle_protection,
+    toggle_all,
 };
 use dpwrap::azure::key_vault::KeyVaultOptions;
 use dpwrap::azure::retry::RetryPolicy;
 use dpwrap::azure::transport::TransportOptions;
 use dpwrap::new_key::{DEFAULT_LIFETIME, NewKey};
-use dpwrap::store::{
-    Addition, Change, DirectoryStore, KeyStore, KeyVaultSecretStore, SecretStoreOptions,
-};
+use dpwrap::store::{Addition, DirectoryStore, KeyStore, KeyVaultSecretStore, SecretStoreOptions};
 use dpwrap::testing::LocalKeyVault;
 use dpwrap::xml::{self, Element};
 use dpwrap::{ErrorKind, MasterKey};
@@ -554,20 +552,7 @@ fn rewrap_forever(spec: &str) {
     std::fs::write(started_file, b"").unwrap();
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(60) {
-        let loaded = block_on(store.load()).unwrap();
-        let news: Vec<_> = loaded
-            .iter()
-            .map(|e| block_on(toggle_protection(e.element())))
-            .collect();
-        let changes: Vec<Change<'_>> = loaded
-            .iter()
-            .zip(&news)
-            .map(|(old, new)| Change {
-                old,
-                new: new.clone(),
-            })
-            .collect();
-        block_on(store.replace(&changes)).unwrap();
+        block_on(toggle_all(&store)).unwrap();
     }
 }
 

@@ -25,8 +25,8 @@ mod with_redis {
 
     use super::common::redis_server::{RedisServer, free_port};
     use super::common::{
-        TempDir, block_on, interop, null_master_key, peer_decrypt_ring, peer_ring,
-        toggle_protection, xml_files,
+        TempDir, block_on, changes, interop, null_master_key, peer_decrypt_ring, peer_ring,
+        toggle_protection, toggled, xml_files,
     };
     use dpwrap::new_key::{DEFAULT_LIFETIME, NewKey};
     use dpwrap::store::{
@@ -221,18 +221,8 @@ mod with_redis {
             std::thread::sleep(Duration::from_millis(1));
         }
         let loaded = block_on(store.load()).unwrap();
-        let news: Vec<Element> = loaded
-            .iter()
-            .map(|e| block_on(toggle_protection(e.element())))
-            .collect();
-        let changes: Vec<Change<'_>> = loaded
-            .iter()
-            .zip(&news)
-            .map(|(old, new)| Change {
-                old,
-                new: new.clone(),
-            })
-            .collect();
+        let news: Vec<Element> = block_on(toggled(&loaded));
+        let changes = changes(&loaded, &news);
         // How many script calls the 4 KiB batches make (the store's greedy rule), for the report.
         let mut batches = 0;
         let mut size = usize::MAX;

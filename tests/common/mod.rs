@@ -248,3 +248,34 @@ pub fn peer_decrypt_ring(
     rows.sort();
     rows
 }
+
+/// [`toggle_protection`] of every loaded element.
+pub async fn toggled(loaded: &[dpwrap::store::StoredElement]) -> Vec<dpwrap::xml::Element> {
+    let mut news = Vec::with_capacity(loaded.len());
+    for e in loaded {
+        news.push(toggle_protection(e.element()).await);
+    }
+    news
+}
+
+/// The changes that replace each loaded element by its new version (same order).
+pub fn changes<'a>(
+    loaded: &'a [dpwrap::store::StoredElement],
+    news: &[dpwrap::xml::Element],
+) -> Vec<dpwrap::store::Change<'a>> {
+    loaded
+        .iter()
+        .zip(news)
+        .map(|(old, new)| dpwrap::store::Change {
+            old,
+            new: new.clone(),
+        })
+        .collect()
+}
+
+/// Loads `store` and replaces every element by its [`toggle_protection`]: a whole-ring re-wrap.
+pub async fn toggle_all(store: &dyn dpwrap::store::KeyStore) -> dpwrap::Result<()> {
+    let loaded = store.load().await?;
+    let news = toggled(&loaded).await;
+    store.replace(&changes(&loaded, &news)).await
+}
