@@ -128,6 +128,22 @@ impl Signer {
     pub fn signed(&self, key: &Key) -> bool {
         self.trusted.verify(key).is_verified()
     }
+
+    /// Refuses a key whose proof by this signer does not verify (or is malformed): it was altered
+    /// after it was signed, and re-protecting it would sign the alteration.
+    pub fn refuse_altered(&self, key: &Key) -> dpwrap::Result<()> {
+        match self.trusted.verify(key) {
+            AuthenticationStatus::Invalid => Err(dpwrap::Error::new(
+                dpwrap::ErrorKind::Unauthenticated,
+                format!(
+                    "the proof of key {} does not verify with {}: the key was altered after it was signed; refusing to re-protect and re-sign it",
+                    key.id(),
+                    self.name
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Removes the proof of a key element (before it is re-protected: the proof covers the

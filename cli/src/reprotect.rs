@@ -85,6 +85,11 @@ impl Reprotector {
     /// Checks that the old material decrypts `element` (for a dry run).
     pub async fn check(&self, element: &Element) -> dpwrap::Result<()> {
         let key = Key::from_element(element.clone())?;
+        if let Some(signer) = &self.signer {
+            signer
+                .refuse_altered(&key)
+                .map_err(|e| e.context(format!("key {}", key.id())))?;
+        }
         key.master_key(&self.read)
             .await
             .map(|_| ())
@@ -112,6 +117,9 @@ impl Reprotector {
     }
 
     async fn reprotect_key(&self, key: &Key) -> dpwrap::Result<Element> {
+        if let Some(signer) = &self.signer {
+            signer.refuse_altered(key)?;
+        }
         if !is_known_deserializer(key.deserializer_type()) {
             // master_key gives the precise error for an unknown descriptor.
             key.master_key(&self.read).await?;

@@ -339,6 +339,36 @@ fn a_signed_key_that_was_altered_is_refused_under_both_policies() {
     ])
     .expect(1);
     assert_eq!(by_id(&run)[&victim]["authentication"], "invalid");
+
+    // Re-wrapping with the same signer must not sign the alteration: refused, nothing written.
+    let before = snapshot(&ring);
+    let (cert, key) = (c("c.cert.pem"), c("c.key.pem"));
+    let mut args = vec![
+        "rewrap",
+        s(&ring),
+        "--to-cert",
+        &cert,
+        "--to-key",
+        &key,
+        "--sign-with",
+        &cert,
+        "--sign-key",
+        &key,
+    ];
+    args.extend(material);
+    for dry_run in [true, false] {
+        let mut args = args.clone();
+        if dry_run {
+            args.push("--dry-run");
+        }
+        let run = dpwrap(&args).expect(1);
+        assert!(
+            run.stderr.contains(&victim) && run.stderr.contains("altered"),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(snapshot(&ring), before);
+    }
 }
 
 #[test]
