@@ -44,10 +44,11 @@ pub fn parse_duration(option: &str, text: &str) -> Outcome<time::Duration> {
         _ => (t, 'd'),
     };
     let n: i64 = number.trim().parse().map_err(|_| bad())?;
+    // Clamped both ways before the duration is built: time's constructors panic on overflow.
     let duration = match unit.to_ascii_lowercase() {
-        'd' => time::Duration::days(n.min(MAX_DAYS + 1)),
-        'h' => time::Duration::hours(n.min((MAX_DAYS + 1) * 24)),
-        'w' => time::Duration::weeks(n.min(MAX_DAYS / 7 + 1)),
+        'd' => time::Duration::days(n.clamp(0, MAX_DAYS + 1)),
+        'h' => time::Duration::hours(n.clamp(0, (MAX_DAYS + 1) * 24)),
+        'w' => time::Duration::weeks(n.clamp(0, MAX_DAYS / 7 + 1)),
         _ => return Err(bad()),
     };
     if !duration.is_positive() || duration > time::Duration::days(MAX_DAYS) {
@@ -74,6 +75,9 @@ mod tests {
             "d",
             "99999999999999999999d",
             "36501d",
+            "-999999999999999999d",
+            "-9999999999999999h",
+            "-9999999999999999w",
         ] {
             assert!(parse_lifetime(bad).is_err(), "{bad}");
         }
