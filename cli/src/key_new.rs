@@ -50,12 +50,7 @@ pub async fn run(args: Args, matches: &ArgMatches) -> Outcome<u8> {
     let signer = signer(&args.sign, &mut material).await?;
     let settings = stores::Settings::new(&args.material.connection)?.writing(&args.write)?;
     let opened = stores::open(&args.store, false, &settings)?;
-    if opened.only.is_some() {
-        return Err(Fail::usage(format!(
-            "{}: key new adds to a store: give its directory, ring document or URL, not one of its files",
-            args.store
-        )));
-    }
+    opened.require_whole(&args.store, "key new")?;
     let key = NewKey::new(activation, lifetime)?;
     let master = MasterKey::generate(MASTER_KEY_LEN)?;
     let mut element = key.protect(&master, target.encryptor()).await?;

@@ -46,12 +46,7 @@ pub async fn run(args: Args) -> Outcome<u8> {
     };
     let settings = stores::Settings::new(&args.connection)?.writing(&args.write)?;
     let opened = stores::open(&args.store, true, &settings)?;
-    if opened.only.is_some() {
-        return Err(Fail::usage(format!(
-            "{}: revoke adds to a store: give its directory, ring document or URL, not one of its files",
-            args.store
-        )));
-    }
+    opened.require_whole(&args.store, "revoke")?;
     let store_name = opened.naming.store();
     if let RevocationTarget::Key(id) = revocation.target() {
         let loaded = opened

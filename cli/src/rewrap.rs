@@ -74,6 +74,7 @@ pub async fn run(args: Args, matches: &ArgMatches) -> Outcome<u8> {
         }
         Some(out) => {
             let dest = stores::open(out, false, &settings)?;
+            dest.require_whole(out, "rewrap --out")?;
             let s = to_store(&src, &dest, &reprotector, args.dry_run)
                 .await
                 .map_err(|e| e.note("nothing was written"))?;

@@ -191,6 +191,19 @@ pub struct Opened {
     pub only: Option<String>,
 }
 
+impl Opened {
+    /// A usage error when `location` named one element file rather than a whole store (what
+    /// `command` writes to must be a store).
+    pub fn require_whole(&self, location: &str, command: &str) -> Outcome<()> {
+        match self.only {
+            Some(_) => Err(Fail::usage(format!(
+                "{location}: {command} adds to a store: give its directory, ring document or URL, not one of its files"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
 /// What a local path holds, judged from its root element.
 enum PathKind {
     Directory,

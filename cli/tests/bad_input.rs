@@ -570,3 +570,65 @@ fn unreachable_and_malformed_stores() {
         &["already exists"],
     );
 }
+
+/// Commands that add to a store refuse a single element file as their destination (it would
+/// silently write into the file's directory).
+#[test]
+fn a_single_key_file_is_not_a_destination_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let recognition = shared("vectors/aspnet/recognition");
+    let (src, dest) = (tmp.path().join("src"), tmp.path().join("dest"));
+    for (dir, id) in [
+        (&src, "d17a439d-8228-4216-9ea5-16a5424a0788"),
+        (&dest, "de1dd770-8b81-4ff8-b8ff-d559b1c9eeef"),
+    ] {
+        std::fs::create_dir(dir).unwrap();
+        std::fs::copy(
+            recognition.join(format!("plain-key-{id}.xml")),
+            dir.join(format!("key-{id}.xml")),
+        )
+        .unwrap();
+    }
+    let certs = tmp.path().join("certs");
+    dpwrap([
+        "cert",
+        "new",
+        "--subject",
+        "CN=dpwrap out test",
+        "--bits",
+        "2048",
+        "--days",
+        "2",
+        "--out-dir",
+        s(&certs),
+        "--name",
+        "n",
+    ])
+    .expect(0);
+    let file = dest.join("key-de1dd770-8b81-4ff8-b8ff-d559b1c9eeef.xml");
+    let before = snapshot(&dest);
+    let (cert, key) = (certs.join("n.cert.pem"), certs.join("n.key.pem"));
+    let run = dpwrap([
+        "rewrap",
+        s(&src),
+        "--out",
+        s(&file),
+        "--to-cert",
+        s(&cert),
+        "--to-key",
+        s(&key),
+    ])
+    .expect(2);
+    assert!(
+        run.stderr.contains("rewrap --out adds to a store"),
+        "{}",
+        run.stderr
+    );
+    let run = dpwrap(["key", "new", s(&file), "--to-cert", s(&cert)]).expect(2);
+    assert!(
+        run.stderr.contains("key new adds to a store"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(snapshot(&dest), before);
+}
