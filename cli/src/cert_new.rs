@@ -84,7 +84,12 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Outcome<()> {
     let _ = mode;
     let fail = |e: std::io::Error| Fail::run(format!("{}: {}", path.display(), io_reason(&e)));
     let mut f = options.open(path).map_err(fail)?;
-    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(fail)
+    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(|e| {
+        // The file is ours (create_new): a half-written private key must not stay behind.
+        drop(f);
+        let _ = std::fs::remove_file(path);
+        fail(e)
+    })
 }
 
 pub async fn run(args: Args) -> Outcome<u8> {
