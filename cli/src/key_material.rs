@@ -385,8 +385,9 @@ pub struct KeyMaterial {
     pub vaults: crate::vault::Vaults,
     /// Keys decrypted at once.
     pub concurrency: usize,
-    /// The single password option, if exactly one was given (it also opens target keys).
-    pub single_password: Option<PasswordSource>,
+    /// The single password option's password, read once, if exactly one was given (it also
+    /// opens target keys).
+    pub single_password: Option<Password>,
 }
 
 impl KeyMaterial {
@@ -437,17 +438,24 @@ impl KeyMaterial {
                     password,
                     ..
                 } => {
-                    let password = match password {
-                        Some(p) => p.read()?,
-                        None => match &single {
-                            Some(p) => p.read()?,
-                            None => Password::new(String::new()),
-                        },
+                    // The single password was read once above: a source such as a pipe
+                    // (`--password-file <(…)`) can be read only once.
+                    let own;
+                    let password: &Password = match (password, &single_password) {
+                        (Some(p), _) => {
+                            own = p.read()?;
+                            &own
+                        }
+                        (None, Some(p)) => p,
+                        (None, None) => {
+                            own = Password::new(String::new());
+                            &own
+                        }
                     };
                     if base64 {
-                        CertificateWithKey::from_pkcs12_base64_file(&path, &password)
+                        CertificateWithKey::from_pkcs12_base64_file(&path, password)
                     } else {
-                        CertificateWithKey::from_pkcs12_file(&path, &password)
+                        CertificateWithKey::from_pkcs12_file(&path, password)
                     }
                 }
             }?;
@@ -479,7 +487,7 @@ impl KeyMaterial {
             local_keks,
             vaults,
             concurrency: usize::from(args.concurrency),
-            single_password: single,
+            single_password,
         })
     }
 

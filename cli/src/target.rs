@@ -172,10 +172,7 @@ impl TargetArgs {
                 }
             }
         }
-        let password = match &material.single_password {
-            Some(p) => Some(p.read()?),
-            None => None,
-        };
+        let password = material.single_password.as_ref();
         let transport = if self.rsa_1_5 {
             KeyTransport::Rsa15
         } else {
@@ -191,12 +188,10 @@ impl TargetArgs {
             let certificate = Certificate::from_file(&cert_path)?;
             let with_key: Option<CertificateWithKey> = match key_path {
                 Some(k) => Some(CertificateWithKey::from_pem_files(
-                    &cert_path,
-                    &k,
-                    password.as_ref(),
+                    &cert_path, &k, password,
                 )?),
                 None if holds_private_key(&cert_path) => Some(
-                    CertificateWithKey::from_pem_bundle_file(&cert_path, password.as_ref())?,
+                    CertificateWithKey::from_pem_bundle_file(&cert_path, password)?,
                 ),
                 None => None,
             };

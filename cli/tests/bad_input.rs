@@ -632,3 +632,37 @@ fn a_single_key_file_is_not_a_destination_store() {
     );
     assert_eq!(snapshot(&dest), before);
 }
+
+/// One password option for several PFX files is read once: a pipe (`--password-file <(…)`,
+/// `/dev/stdin`) cannot be read a second time.
+#[test]
+fn a_piped_password_opens_every_pfx() {
+    use std::io::Write as _;
+    let certs = repo().join("fixtures/certs");
+    let mut c = cmd([
+        "decrypt",
+        "--pfx",
+        s(&certs.join("rsa2048.modern.pfx")),
+        "--pfx",
+        s(&certs.join("rsa2048.3des.pfx")),
+        "--password-file",
+        "/dev/stdin",
+        s(&shared(
+            "vectors/aspnet/recognition/plain-key-d17a439d-8228-4216-9ea5-16a5424a0788.xml",
+        )),
+    ]);
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"test-password\n").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
