@@ -20,8 +20,8 @@ use base64::Engine as _;
 use common::azurite::StaticToken;
 use common::redis_server::free_port;
 use common::{
-    TempDir, block_on, interop, null_master_key, peer_decrypt_ring, peer_ring_every_format,
-    toggle_all,
+    TempDir, block_on, changes, interop, null_master_key, peer_decrypt_ring,
+    peer_ring_every_format, toggle_all, toggle_protection,
 };
 use dpwrap::azure::key_vault::KeyVaultOptions;
 use dpwrap::azure::retry::RetryPolicy;
@@ -431,9 +431,39 @@ fn old_keys_are_pruned_only_when_asked() {
         .collect();
     assert_eq!(
         after,
-        vec![current[0].0.clone(), current[1].0.clone(), k],
+        vec![current[0].0.clone(), current[1].0.clone(), k.clone()],
         "the expired key, its revocation and the mass revocation no key falls under are gone"
     );
+
+    // Writing an element that pruning removes at once is one write that succeeds, not a
+    // conflict with itself.
+    let versions = v.vault.secret_versions("old");
+    block_on(pruning.append(&adds(&[(old.clone(), String::new())]))).unwrap();
+    assert_eq!(v.vault.secret_versions("old"), versions + 1);
+    assert_eq!(block_on(pruning.load()).unwrap().len(), 3);
+    v.vault.set_secret(
+        "old2",
+        &value_of(&[&old, &current[0].0]),
+        Some("text/plain"),
+    );
+    let pruning2 = KeyVaultSecretStore::open(
+        &location(&v, "old2"),
+        SecretStoreOptions {
+            prune_older_than: Some(time::Duration::days(180)),
+            ..options(&v)
+        },
+    )
+    .unwrap();
+    let loaded = block_on(pruning2.load()).unwrap();
+    let rewrapped = block_on(toggle_protection(loaded[0].element()));
+    block_on(pruning2.replace(&changes(&loaded[..1], &[rewrapped]))).unwrap();
+    assert_eq!(v.vault.secret_versions("old2"), 2);
+    let after: Vec<Element> = block_on(pruning2.load())
+        .unwrap()
+        .into_iter()
+        .map(|e| e.into_element())
+        .collect();
+    assert_eq!(after, vec![current[0].0.clone()]);
 }
 
 // ---------------------------------------------------------------------------- bad input, faults
