@@ -608,7 +608,7 @@ pub fn parse_with(bytes: &[u8], limits: &Limits) -> Result<Element> {
         ));
     }
     let text = decode_checked(bytes)?;
-    parse_str(&text, limits)
+    parse_decoded(&text, limits)
 }
 
 /// Decodes bytes to text and checks what .NET checks before parsing: one byte order mark at
@@ -622,11 +622,18 @@ fn decode_checked(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>> {
         ));
     }
     check_declaration_matches(&text, encoding)?;
+    check_declared_encoding(&text)?;
     Ok(text)
 }
 
 /// Parses a document already decoded to text (no BOM), enforcing `limits`.
 pub fn parse_str(text: &str, limits: &Limits) -> Result<Element> {
+    check_declared_encoding(text)?;
+    parse_decoded(text, limits)
+}
+
+/// [`parse_str`] for text whose declaration [`decode_checked`] already checked.
+fn parse_decoded(text: &str, limits: &Limits) -> Result<Element> {
     if text.len() > limits.max_input_bytes {
         return Err(limit_error(
             "max_input_bytes",
@@ -634,7 +641,6 @@ pub fn parse_str(text: &str, limits: &Limits) -> Result<Element> {
             &format!("the input has {} bytes", text.len()),
         ));
     }
-    check_declared_encoding(text)?;
     let options = roxmltree::ParsingOptions {
         allow_dtd: false,
         nodes_limit: limits.max_nodes,
@@ -1576,6 +1582,18 @@ mod tests {
         assert!(e.to_string().contains("max_attributes"));
         let latin = b"<?xml version=\"1.0\" encoding=\"iso-8859-1\"?><a>\xE9</a>";
         assert_eq!(parse(latin).unwrap_err().kind(), ErrorKind::Xml);
+    }
+
+    /// Whole-ring documents (ranged parsing) refuse what `parse` refuses: here a declared
+    /// single-byte encoding over non-ASCII UTF-8, which .NET would decode differently.
+    #[test]
+    fn ranged_parsing_checks_the_declared_encoding_as_parse_does() {
+        let doc = "<?xml version=\"1.0\" encoding=\"iso-8859-1\"?><r><a>\u{e9}</a></r>";
+        assert_eq!(parse(doc.as_bytes()).unwrap_err().kind(), ErrorKind::Xml);
+        let e = parse_ranged(doc.as_bytes(), &Limits::ring_document()).err();
+        assert_eq!(e.map(|e| e.kind()), Some(ErrorKind::Xml));
+        let ascii = "<?xml version=\"1.0\" encoding=\"iso-8859-1\"?><r><a>e</a></r>";
+        assert!(parse_ranged(ascii.as_bytes(), &Limits::ring_document()).is_ok());
     }
 
     #[test]
