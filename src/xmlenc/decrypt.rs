@@ -21,7 +21,7 @@ use super::algorithms::{
 use super::model::{
     CipherData, DataType, EncryptedData, EncryptedKey, KeyInfo, KeyInfoItem, Scope,
 };
-use super::reference::{cipher_reference_bytes, find_all, path_of, same_document_target};
+use super::reference::{IdIndex, cipher_reference_bytes, find_all, path_of};
 use super::resolve::{KeyResolver, hex_upper, sha1_thumbprint};
 use super::{
     MAX_CIPHER_VALUE_BYTES, MAX_DOCUMENT_PASSES, MAX_ENCRYPTED_DATA, MAX_ENCRYPTED_KEYS,
@@ -352,6 +352,9 @@ struct Walk<'d> {
     /// once, on the first `KeyName`. Scanning the document for each `KeyName` instead let a
     /// 650 KB document full of `KeyName`s cost seconds.
     carried: Option<Vec<(crate::xml::Path, &'d Element, String)>>,
+    /// The document's elements by `Id`, built on the first `RetrievalMethod` or
+    /// `CipherReference`, for the same reason.
+    ids: Option<IdIndex<'d>>,
 }
 
 impl<'d> Walk<'d> {
@@ -367,7 +370,13 @@ impl<'d> Walk<'d> {
             wanted: Vec::new(),
             chain: Vec::new(),
             carried: None,
+            ids: None,
         }
+    }
+
+    fn ids(&mut self) -> &IdIndex<'d> {
+        let root = self.root;
+        self.ids.get_or_insert_with(|| IdIndex::new(root))
     }
 
     fn problem(&mut self, e: &Error) {
@@ -383,10 +392,13 @@ impl<'d> Walk<'d> {
         }
     }
 
-    fn cipher_bytes(&self, cd: &CipherData, max: usize) -> Result<Vec<u8>> {
+    fn cipher_bytes(&mut self, cd: &CipherData, max: usize) -> Result<Vec<u8>> {
         match cd {
             CipherData::Value(v) => Ok(v.clone()),
-            CipherData::Reference(r) => cipher_reference_bytes(self.root, r, max),
+            CipherData::Reference(r) => {
+                let root = self.root;
+                cipher_reference_bytes(root, self.ids(), r, max)
+            }
         }
     }
 
@@ -451,7 +463,9 @@ impl<'d> Walk<'d> {
                         )));
                         continue;
                     }
-                    let target = same_document_target(self.root, &rm.uri, "RetrievalMethod")
+                    let target = self
+                        .ids()
+                        .same_document_target(&rm.uri, "RetrievalMethod")
                         .and_then(|(path, el)| {
                             if el.is(Some(NS_XENC), "EncryptedKey") {
                                 Ok((path, el))

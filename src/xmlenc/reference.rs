@@ -46,38 +46,57 @@ pub(crate) fn path_of(root: &Element, target: &Element) -> Option<Path> {
         .next()
 }
 
-/// The one element whose `Id` is `id`. Several elements with the same `Id` are refused: which one
-/// is meant would be a guess, and a guess is what signature-wrapping attacks exploit.
-pub(crate) fn by_id<'a>(root: &'a Element, id: &str) -> Result<(Path, &'a Element)> {
-    let mut found = find_all(root, &mut |e| id_of(e) == Some(id));
-    if found.len() > 1 {
-        return Err(Error::format(format!(
-            "the Id '{}' is used by {} elements; a reference to it is ambiguous",
-            shorten(id),
-            found.len()
-        )));
-    }
-    found.pop().ok_or_else(|| {
-        Error::format(format!(
-            "the reference '#{}' names no element of the document",
-            shorten(id)
-        ))
-    })
+/// Every element of a document that has an `Id`, by that `Id`: built once per decryption, so that
+/// each `RetrievalMethod` or `CipherReference` is a lookup rather than a scan of the whole
+/// document (a document full of references would otherwise cost time quadratic in its size).
+pub(crate) struct IdIndex<'a> {
+    ids: std::collections::HashMap<&'a str, Vec<(Path, &'a Element)>>,
 }
 
-/// The element a same-document URI (`#id`) names. Every other URI is refused.
-pub(crate) fn same_document_target<'a>(
-    root: &'a Element,
-    uri: &str,
-    what: &str,
-) -> Result<(Path, &'a Element)> {
-    let uri = uri.trim();
-    match uri.strip_prefix('#') {
-        Some(id) if !id.is_empty() && !id.starts_with("xpointer(") => by_id(root, id),
-        _ => Err(Error::unsupported(format!(
-            "the {what} URI '{}' is not a same-document reference ('#id'); dpwrap never follows references outside the document (files, network, XPointer)",
-            shorten(uri)
-        ))),
+impl<'a> IdIndex<'a> {
+    /// Indexes every `Id` below and including `root`.
+    pub(crate) fn new(root: &'a Element) -> IdIndex<'a> {
+        let mut ids: std::collections::HashMap<&'a str, Vec<(Path, &'a Element)>> =
+            std::collections::HashMap::new();
+        for (path, el) in find_all(root, &mut |e| id_of(e).is_some()) {
+            if let Some(id) = id_of(el) {
+                ids.entry(id).or_default().push((path, el));
+            }
+        }
+        IdIndex { ids }
+    }
+
+    /// The one element whose `Id` is `id`. Several elements with the same `Id` are refused: which
+    /// one is meant would be a guess, and a guess is what signature-wrapping attacks exploit.
+    pub(crate) fn by_id(&self, id: &str) -> Result<(Path, &'a Element)> {
+        match self.ids.get(id).map(Vec::as_slice) {
+            Some([(path, el)]) => Ok((path.clone(), *el)),
+            Some(found) if found.len() > 1 => Err(Error::format(format!(
+                "the Id '{}' is used by {} elements; a reference to it is ambiguous",
+                shorten(id),
+                found.len()
+            ))),
+            _ => Err(Error::format(format!(
+                "the reference '#{}' names no element of the document",
+                shorten(id)
+            ))),
+        }
+    }
+
+    /// The element a same-document URI (`#id`) names. Every other URI is refused.
+    pub(crate) fn same_document_target(
+        &self,
+        uri: &str,
+        what: &str,
+    ) -> Result<(Path, &'a Element)> {
+        let uri = uri.trim();
+        match uri.strip_prefix('#') {
+            Some(id) if !id.is_empty() && !id.starts_with("xpointer(") => self.by_id(id),
+            _ => Err(Error::unsupported(format!(
+                "the {what} URI '{}' is not a same-document reference ('#id'); dpwrap never follows references outside the document (files, network, XPointer)",
+                shorten(uri)
+            ))),
+        }
     }
 }
 
@@ -85,6 +104,7 @@ pub(crate) fn same_document_target<'a>(
 /// form `self::text()[parent::p:Name[@Attr="value"]]`, then base64-decoded.
 pub(crate) fn cipher_reference_bytes(
     root: &Element,
+    ids: &IdIndex<'_>,
     reference: &CipherReference,
     max: usize,
 ) -> Result<Vec<u8>> {
@@ -92,7 +112,7 @@ pub(crate) fn cipher_reference_bytes(
     let base: &Element = if uri.is_empty() {
         root
     } else {
-        same_document_target(root, uri, "CipherReference")?.1
+        ids.same_document_target(uri, "CipherReference")?.1
     };
     let mut transforms = reference.transforms.iter().peekable();
     let mut text: Option<String> = None;
@@ -304,9 +324,15 @@ mod tests {
     #[test]
     fn ids_must_be_unique_and_references_stay_in_the_document() {
         let doc = parse(br#"<a><b Id="x"/><c><d ID="y"/><e Id="x"/></c></a>"#).unwrap();
-        assert_eq!(by_id(&doc, "y").unwrap().0, vec![1, 0]);
-        assert_eq!(by_id(&doc, "x").unwrap_err().kind(), ErrorKind::Format);
-        assert_eq!(by_id(&doc, "z").unwrap_err().kind(), ErrorKind::Format);
+        assert_eq!(IdIndex::new(&doc).by_id("y").unwrap().0, vec![1, 0]);
+        assert_eq!(
+            IdIndex::new(&doc).by_id("x").unwrap_err().kind(),
+            ErrorKind::Format
+        );
+        assert_eq!(
+            IdIndex::new(&doc).by_id("z").unwrap_err().kind(),
+            ErrorKind::Format
+        );
         for uri in [
             "",
             "#",
@@ -316,7 +342,8 @@ mod tests {
             "#xpointer(id('y'))",
         ] {
             assert_eq!(
-                same_document_target(&doc, uri, "RetrievalMethod")
+                IdIndex::new(&doc)
+                    .same_document_target(uri, "RetrievalMethod")
                     .unwrap_err()
                     .kind(),
                 ErrorKind::UnsupportedAlgorithm,
