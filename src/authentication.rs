@@ -192,8 +192,12 @@ pub fn signed_message(key_element: &Element) -> Vec<u8> {
             Some(node) => {
                 stack.push((el, i + 1));
                 match node {
-                    Node::Element(child) if child.is(Some(NS_AUTHENTICATION), "authentication") => {
-                    }
+                    // Only the key's own proof (a direct child) is left out; an `authentication`
+                    // element anywhere deeper is content like any other, or it could hide a
+                    // change from the signature.
+                    Node::Element(child)
+                        if std::ptr::eq(el, key_element)
+                            && child.is(Some(NS_AUTHENTICATION), "authentication") => {}
                     Node::Element(child) => {
                         start(&mut put, child);
                         stack.push((child, 0));
@@ -388,6 +392,12 @@ mod tests {
         assert_ne!(signed_message(&a), signed_message(&c));
         let d = xml::parse(br#"<key id="1" version="1"><creationDate>y</creationDate><descriptor><masterKey p4:requiresEncryption="true" xmlns:p4="http://schemas.asp.net/2015/03/dataProtection"><value>AAAA</value></masterKey></descriptor></key>"#).unwrap();
         assert_ne!(signed_message(&a), signed_message(&d));
+        // Only the key's own proof is left out: one nested deeper is signed content.
+        let proof = r#"<authentication xmlns="urn:dpwrap:key-authentication:v1" algorithm="RS256" signer="x">AA==</authentication>"#;
+        let with_proof = xml::parse(format!(r#"<key id="1" version="1">{proof}<creationDate>x</creationDate><descriptor><masterKey p4:requiresEncryption="true" xmlns:p4="http://schemas.asp.net/2015/03/dataProtection"><value>AAAA</value></masterKey></descriptor></key>"#).as_bytes()).unwrap();
+        assert_eq!(signed_message(&a), signed_message(&with_proof));
+        let nested = xml::parse(format!(r#"<key id="1" version="1"><creationDate>x</creationDate><descriptor><masterKey p4:requiresEncryption="true" xmlns:p4="http://schemas.asp.net/2015/03/dataProtection"><value>AAAA</value></masterKey>{proof}</descriptor></key>"#).as_bytes()).unwrap();
+        assert_ne!(signed_message(&a), signed_message(&nested));
         // Moving text across element boundaries changes the digest.
         let e = xml::parse(br#"<key id="1" version="1"><creationDate>x</creationDate><descriptor><masterKey p4:requiresEncryption="true" xmlns:p4="http://schemas.asp.net/2015/03/dataProtection"><value>AAA</value>A</masterKey></descriptor></key>"#).unwrap();
         assert_ne!(signed_message(&a), signed_message(&e));
