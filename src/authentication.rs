@@ -166,6 +166,13 @@ impl KeyProof {
         let signature = base64::engine::general_purpose::STANDARD
             .decode(text.as_bytes())
             .map_err(|_| Error::format("the key's authentication element is not valid base64"))?;
+        // The text bound rounds up to a base64 quantum; the bound is on the decoded bytes.
+        if signature.len() > MAX_SIGNATURE {
+            return Err(Error::new(
+                ErrorKind::Limit,
+                "limit signature size exceeded: the key's authentication element is too long",
+            ));
+        }
         Ok(Some(KeyProof {
             signer,
             algorithm,

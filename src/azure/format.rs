@@ -145,6 +145,17 @@ fn base64_child(element: &Element, name: &str, max: usize) -> Result<Vec<u8>> {
             "the encryptedKey's <{name}> is empty"
         )));
     }
+    // The character count bounds the allocation; the bound itself is on the decoded bytes (up to
+    // two more fit in the last base64 quantum), as in `xmlenc::model::decode_base64`.
+    if out.len() > max {
+        return Err(Error::new(
+            crate::ErrorKind::Limit,
+            format!(
+                "limit {name} length ({max} bytes) exceeded: the encryptedKey's <{name}> has {} bytes",
+                out.len()
+            ),
+        ));
+    }
     Ok(out)
 }
 
@@ -234,6 +245,31 @@ mod tests {
         let s = "<encryptedKey><kid>x</kid><key>AA==</key><iv>AAAAAAAAAAAAAAAAAAAAAAAAAAAA</iv><value>AA==</value></encryptedKey>";
         let e = EncryptedKey::from_element(&xml::parse(s.as_bytes()).unwrap()).unwrap_err();
         assert_eq!(e.kind(), crate::ErrorKind::Limit);
+    }
+
+    /// The bounds are exact in decoded bytes: base64 rounds up, so a value a byte or two over the
+    /// bound has as many characters as one at the bound.
+    #[test]
+    fn the_bounds_are_exact_in_decoded_bytes() {
+        use base64::Engine as _;
+        let b64 = |n: usize| base64::engine::general_purpose::STANDARD.encode(vec![7u8; n]);
+        let parse = |key: usize, iv: usize| {
+            let s = format!(
+                "<encryptedKey><kid>x</kid><key>{}</key><iv>{}</iv><value>AA==</value></encryptedKey>",
+                b64(key),
+                b64(iv)
+            );
+            EncryptedKey::from_element(&xml::parse(s.as_bytes()).unwrap())
+        };
+        assert!(parse(MAX_WRAPPED_KEY_LEN, IV_LEN).is_ok());
+        for (key, iv) in [
+            (MAX_WRAPPED_KEY_LEN + 1, IV_LEN),
+            (256, IV_LEN + 1),
+            (256, IV_LEN + 2),
+        ] {
+            let e = parse(key, iv).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::Limit, "{key} {iv}: {e}");
+        }
     }
 
     #[test]
