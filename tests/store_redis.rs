@@ -417,6 +417,17 @@ mod with_redis {
         let entries = block_on(store.read()).unwrap();
         assert_eq!(entries.len(), 3000);
         assert!(entries.iter().all(|e| e.element.is_err()));
+        // Empty items count too: 1,500 of them under a bound of 64,000 bytes (1,000 items).
+        let mut args: Vec<&[u8]> = vec![b"RPUSH", b"empty"];
+        args.extend(std::iter::repeat_n(&b""[..], 1500));
+        redis_cmd(&server, &args);
+        let options = RedisOptions {
+            max_ring_bytes: 64_000,
+            ..RedisOptions::default()
+        };
+        let store = RedisStore::open(&server.url("?key=empty"), options).unwrap();
+        let e = block_on(store.read()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Limit, "{e}");
         // One item over the element bound.
         let huge = vec![b'y'; 4 * 1024 * 1024 + 1];
         redis_cmd(&server, &[b"RPUSH", b"huge", b"<a/>", huge.as_slice()]);

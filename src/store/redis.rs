@@ -39,6 +39,10 @@ use crate::xml::{self, Limits, WriteOptions};
 /// Items per `LRANGE` when reading a ring.
 pub const READ_PAGE: usize = 1000;
 
+/// The least bytes counted per item against [`RedisOptions::max_ring_bytes`] when bounding how
+/// many items are read (the shortest revocation element is longer).
+const MIN_ITEM_BYTES: usize = 64;
+
 /// The list .NET uses when no key is configured.
 pub const DEFAULT_KEY: &str = "DataProtection-Keys";
 
@@ -53,7 +57,8 @@ pub struct RedisOptions {
     pub root_ca_pem: Option<Vec<u8>>,
     /// Largest batch of a replace, in bytes of old and new elements together. Default 8 MiB.
     pub replace_batch_bytes: usize,
-    /// Largest ring read, in bytes of all items together. Default 128 MiB (as a ring document).
+    /// Largest ring read, in bytes of all items together, each item counting at least 64 bytes
+    /// (so that a list of empty items is bounded too). Default 128 MiB (as a ring document).
     pub max_ring_bytes: usize,
 }
 
@@ -331,14 +336,18 @@ impl KeyStore for RedisStore {
                 total = total.saturating_add(item.len());
                 items.push(item);
             }
-            if total > self.options.max_ring_bytes {
+            // Empty or tiny items add almost nothing to `total` but each costs a Vec: their
+            // number is bounded too (no ring element is shorter than MIN_ITEM_BYTES).
+            if total > self.options.max_ring_bytes
+                || items.len() > self.options.max_ring_bytes / MIN_ITEM_BYTES
+            {
                 return Err(Error::new(
                     ErrorKind::Limit,
                     format!(
-                        "limit max_ring_bytes ({}) exceeded: list '{}' holds more than {total} bytes in its first {} items; point the location at the ring's list, or raise RedisOptions::max_ring_bytes for a ring this large",
+                        "limit max_ring_bytes ({}) exceeded: the first {} items of list '{}' hold {total} bytes (each item counts at least {MIN_ITEM_BYTES}); point the location at the ring's list, or raise RedisOptions::max_ring_bytes for a ring this large",
                         self.options.max_ring_bytes,
-                        self.key,
-                        items.len()
+                        items.len(),
+                        self.key
                     ),
                 ));
             }
