@@ -186,18 +186,19 @@ fn pbes1(
         return Err(malformed());
     }
     let mut dk = Zeroizing::new(Vec::with_capacity(20));
-    let mut input = Zeroizing::new(Vec::with_capacity(password.len() + salt.len()));
+    // Room for the digests too: growing the buffer would free a copy of the password unwiped.
+    let mut input = Zeroizing::new(Vec::with_capacity((password.len() + salt.len()).max(20)));
     input.extend_from_slice(password.as_bytes());
     input.extend_from_slice(&salt);
     for _ in 0..iterations {
         let out = match hash {
             Pbkdf1::Md5 => {
                 use md5::Digest as _;
-                md5::Md5::digest(&*input).to_vec()
+                Zeroizing::new(md5::Md5::digest(&*input).to_vec())
             }
             Pbkdf1::Sha1 => {
                 use sha1::Digest as _;
-                sha1::Sha1::digest(&*input).to_vec()
+                Zeroizing::new(sha1::Sha1::digest(&*input).to_vec())
             }
         };
         input.clear();

@@ -209,12 +209,9 @@ impl KeyVaultSecretStore {
         else {
             return Ok(Vec::new());
         };
-        let text: String = secret
-            .expose()
-            .chars()
-            .filter(|c| !c.is_ascii_whitespace())
-            .collect();
-        let text = Zeroizing::new(text);
+        // Sized once: growing a collected String would free copies of the ring unwiped.
+        let mut text = Zeroizing::new(String::with_capacity(secret.expose().len()));
+        text.extend(secret.expose().chars().filter(|c| !c.is_ascii_whitespace()));
         if text.is_empty() {
             return Ok(Vec::new());
         }
